@@ -1,0 +1,42 @@
+"""kzoo: a Keras 3 image-classification model zoo.
+
+Example:
+    >>> import kzoo
+    >>> model = kzoo.create_model("vit_cifar_tiny", num_classes=10)
+    >>> kzoo.list_models("vgg1*")[:2]
+    ['vgg11', 'vgg11_bn']
+
+Importing kzoo never imports TensorFlow: only the tf.data paths (`kzoo.data`, training from
+a data source) do, so models, layers, losses and augmentations run on a Keras + JAX machine.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from kzoo.errors import KzooError
+from kzoo.registry import create_model, list_models
+
+__version__ = "0.1.0"
+
+# Public names served lazily: the module is imported on first use, so `import kzoo` stays light.
+_LAZY = {
+    "build_vit": "kzoo.models.vit",
+    "build_vgg": "kzoo.models.vgg",
+    "build_resnet": "kzoo.models.resnet",
+    "freeze": "kzoo.transfer",
+    "replace_head": "kzoo.transfer",
+    "train": "kzoo.training.api",
+    "evaluate": "kzoo.training.api",
+}
+_SUBMODULES = {"data", "augment", "explain", "layers", "losses", "models", "training", "weights"}
+
+__all__ = ["KzooError", "create_model", "list_models", *_LAZY]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    if name in _SUBMODULES:
+        return importlib.import_module(f"kzoo.{name}")
+    raise AttributeError(f"module 'kzoo' has no attribute {name!r}")

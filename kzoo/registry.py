@@ -1,0 +1,123 @@
+"""Model registry: one name -> one builder plus its default configuration.
+
+Variants are one-line registrations over a family builder (timm's pattern), so the
+configuration of every named model is data that can be listed, documented and tested.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import keras
+
+from kzoo.errors import KzooError
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """What the registry knows about one model name."""
+
+    name: str
+    builder: Callable[..., keras.Model]
+    family: str
+    input_shape: tuple[int, int, int]
+    config: dict[str, Any] = field(default_factory=dict)
+    pretrained: str | None = None  # default checkpoint, e.g. "hf-hub:timm/resnet50.tv_in1k"
+    description: str = ""
+
+
+_REGISTRY: dict[str, ModelEntry] = {}
+
+
+def register_model(
+    name: str,
+    builder: Callable[..., keras.Model],
+    *,
+    family: str,
+    input_shape: Sequence[int] = (224, 224, 3),
+    pretrained: str | None = None,
+    description: str = "",
+    **config: Any,
+) -> ModelEntry:
+    """Register `name` as `builder(**config)`; the builder must accept
+    `num_classes`, `input_shape`, `features_only` and `out_indices`."""
+    if name in _REGISTRY:
+        raise KzooError(f"model name {name!r} is registered twice")
+    entry = ModelEntry(name, builder, family, tuple(input_shape), dict(config), pretrained, description)
+    _REGISTRY[name] = entry
+    return entry
+
+
+def _ensure_loaded() -> None:
+    # Importing the model package runs every family's registrations exactly once.
+    import kzoo.models  # noqa: F401
+
+
+def list_models(pattern: str = "*", pretrained: bool = False) -> list[str]:
+    """Registered model names matching a shell-style `pattern`, sorted.
+
+    Example:
+        >>> import kzoo
+        >>> kzoo.list_models("resnet1*")
+        ['resnet101', 'resnet152', 'resnet18']
+    """
+    _ensure_loaded()
+    names = [n for n in _REGISTRY if fnmatch.fnmatchcase(n, pattern)]
+    if pretrained:
+        names = [n for n in names if _REGISTRY[n].pretrained]
+    return sorted(names)
+
+
+def get_entry(name: str) -> ModelEntry:
+    """The registry entry for `name`; an unknown name raises a one-line error with close matches."""
+    _ensure_loaded()
+    if name not in _REGISTRY:
+        close = difflib.get_close_matches(name, list(_REGISTRY), n=3, cutoff=0.5)
+        hint = f"did you mean {', '.join(close)}?" if close else "run `kzoo models` to list them"
+        raise KzooError(f"unknown model {name!r}: {hint}")
+    return _REGISTRY[name]
+
+
+def create_model(
+    name: str,
+    num_classes: int = 1000,
+    input_shape: Sequence[int] | None = None,
+    weights: str | None = None,
+    features_only: bool = False,
+    out_indices: Sequence[int] | None = None,
+    **overrides: Any,
+) -> keras.Model:
+    """Build the registered model `name`.
+
+    Args:
+        name: a name from `list_models()`.
+        num_classes: classifier outputs; 0 builds the network without its head.
+        input_shape: (height, width, channels); defaults to the model's own.
+        weights: a `.keras` or `.weights.h5` file to load after building.
+        features_only: return the stage feature maps instead of logits.
+        out_indices: which stages `features_only` returns (negative counts from the end).
+        **overrides: any builder argument, e.g. `drop_path=0.1`.
+
+    Example:
+        >>> import kzoo
+        >>> model = kzoo.create_model("vit_cifar_tiny", num_classes=10)
+        >>> model.output_shape
+        (None, 10)
+    """
+    entry = get_entry(name)
+    config = {**entry.config, **overrides}
+    model = entry.builder(
+        num_classes=num_classes,
+        input_shape=tuple(input_shape) if input_shape is not None else entry.input_shape,
+        features_only=features_only,
+        out_indices=tuple(out_indices) if out_indices is not None else None,
+        **config,
+    )
+    if weights is not None:
+        from kzoo.weights import load_weights
+
+        load_weights(model, weights)
+    return model
