@@ -1,0 +1,145 @@
+"""`kzoo` command line: parses, calls the public API, prints user mistakes as one line."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import os
+import sys
+from typing import Callable, Sequence
+
+# TensorFlow's C++ start-up notes drown the output a person wants; warnings and errors stay.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from kzoo.errors import KzooError
+from kzoo.training.config import TrainConfig
+
+TRAIN_HELP = {
+    "model": "registered model name (kzoo models); default: a 32x32 ViT that trains in minutes on a CPU",
+    "data": "tfds:NAME, an image folder, a .tar.gz/.zip of one, a .npz (x, y); default: bundled CIFAR-10 sample",
+    "out": "run directory (config, history, curves, checkpoints, metrics)",
+    "batch_size": "images per replica and step",
+    "lr": "peak learning rate for one replica (scaled linearly with replicas)",
+    "warmup": "epochs of linear warmup",
+    "milestones": "comma-separated epochs where multistep multiplies the rate by --gamma",
+    "augment": "preset: none, basic, vit_example, strong",
+    "image_size": "resize images to H[,W]; default: the model's input size",
+    "val_split": "hold out this fraction of the training data for validation (0..1)",
+    "mixed_precision": "compute in bfloat16 or float16 (logits stay float32)",
+    "distribute": "mirrored (TensorFlow) or data-parallel (JAX) over all local devices",
+    "weights": "start from a .keras or .weights.h5 file",
+    "freeze": "train only from this point: head, stage3, stage4, or a number of last blocks",
+    "early_stopping": "stop after this many epochs without improvement of --monitor",
+    "steps_per_epoch": "cap steps per epoch (smoke runs)",
+}
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _add_train_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per TrainConfig field, so the CLI and the Python API cannot drift apart."""
+    for field in dataclasses.fields(TrainConfig):
+        flag = "--" + field.name.replace("_", "-")
+        default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
+        kwargs = {"dest": field.name, "default": default, "help": TRAIN_HELP.get(field.name)}
+        if field.type == "bool":
+            kwargs["action"] = "store_true"
+        elif field.name in ("milestones", "image_size"):
+            kwargs["type"] = _int_list
+        elif field.type in ("int", "int | None"):
+            kwargs["type"] = int
+        elif field.type in ("float", "float | None"):
+            kwargs["type"] = float
+        if kwargs["help"] and default not in (None, [], False):
+            kwargs["help"] += f" (default: {default})"
+        parser.add_argument(flag, **kwargs)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from kzoo.training.api import train
+
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    cfg = TrainConfig(**{k: v for k, v in vars(args).items() if k in fields})
+    if cfg.data is None:
+        logging.getLogger("kzoo").info("no --data given: training on the CIFAR-10 sample bundled with kzoo")
+    result = train(cfg)
+    m = result.metrics
+    print(f"{cfg.model}: top-1 {m['top1']:.2%}  top-5 {m['top5']:.2%}  ({m['evaluated_on']}, "
+          f"{m['num_images']} images)  {m['images_per_sec'] or 0:.0f} img/s  run: {result.run_dir}")
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from kzoo.training.api import evaluate
+
+    r = evaluate(args.checkpoint, args.data, split=args.split, out=args.out, batch_size=args.batch_size)
+    print(f"top-1 {r['top1']:.2%}  top-5 {r['top5']:.2%}  loss {r['loss']:.4f}  on {r['num_images']} images")
+    for name, acc in r["per_class_accuracy"].items():
+        print(f"  {name:>20s}  {'-' if acc is None else f'{acc:.2%}'}")
+    return 0
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from kzoo.registry import get_entry, list_models
+
+    names = list_models(args.pattern, pretrained=args.pretrained)
+    if args.table:
+        from kzoo.models.table import model_table
+
+        print(model_table(names))
+        return 0
+    for name in names:
+        entry = get_entry(name)
+        print(f"{name:32s} {entry.family:8s} {'x'.join(map(str, entry.input_shape))}"
+              + (f"  pretrained: {entry.pretrained}" if entry.pretrained else ""))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kzoo", description="Keras image-classification model zoo")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and results")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train a model with model.fit and write a run directory")
+    _add_train_flags(p)
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("eval", help="top-1/top-5, per-class accuracy and confusion matrix of a checkpoint")
+    p.add_argument("--checkpoint", required=True, help="RUN/best.keras or RUN/last.keras")
+    p.add_argument("--data", default=None, help="data source (default: bundled sample)")
+    p.add_argument("--split", default="test")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--out", default=None, help="directory for eval JSON and confusion PNG")
+    p.set_defaults(func=_cmd_eval)
+
+    p = sub.add_parser("models", help="list registered models")
+    p.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. 'vit_*'")
+    p.add_argument("--pretrained", action="store_true", help="only names with a default checkpoint")
+    p.add_argument("--table", action="store_true", help="markdown table with parameters and GFLOPs")
+    p.set_defaults(func=_cmd_models)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `kzoo` console script; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except KzooError as err:
+        print(f"kzoo {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"kzoo {args.command}: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

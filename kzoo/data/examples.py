@@ -1,0 +1,59 @@
+"""`Examples`: one split of one source, listed but not yet decoded.
+
+Every source (folder, archive, arrays file, TFDS) resolves to this, and the tf.data pipeline is
+built from it, so splitting, subsetting and label checks are written once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Examples:
+    """The examples of one split: exactly one of `paths`, `images` or `make_dataset` is set.
+
+    - `paths` (+ `decoders`, "tf"/"pil" per file): image files, decoded in the pipeline;
+    - `images`: a uint8 array (N, H, W, C), C in {1, 3, 4};
+    - `make_dataset`: a callable returning a tf.data.Dataset of (uint8 image, int label)
+      (TFDS), whose size is `count`.
+    """
+
+    class_names: list[str]
+    source: str
+    labels: np.ndarray | None = None
+    paths: list[str] | None = None
+    decoders: list[str] | None = None
+    images: np.ndarray | None = None
+    make_dataset: Callable[[], Any] | None = None
+    count: int | None = None
+    skipped: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def num_examples(self) -> int:
+        return len(self.labels) if self.labels is not None else int(self.count or 0)
+
+    def take(self, indices: np.ndarray) -> "Examples":
+        """The examples at `indices` (file and array sources only)."""
+        indices = np.asarray(indices, dtype=np.int64)
+        return replace(
+            self,
+            labels=self.labels[indices],
+            paths=None if self.paths is None else [self.paths[i] for i in indices],
+            decoders=None if self.decoders is None else [self.decoders[i] for i in indices],
+            images=None if self.images is None else self.images[indices],
+        )
+
+    def limit(self, limit: int | None, seed: int) -> "Examples":
+        """A seeded random subset of `limit` examples kept in source order (all classes, not
+        the first class only); TFDS data is already shuffled when prepared, so it takes the head."""
+        if limit is None or limit >= self.num_examples:
+            return self
+        if self.make_dataset is not None:
+            make = self.make_dataset
+            return replace(self, make_dataset=lambda: make().take(limit), count=limit)
+        chosen = np.sort(np.random.default_rng(seed).permutation(self.num_examples)[:limit])
+        return self.take(chosen)

@@ -1,0 +1,220 @@
+"""`kzoo.train` and `kzoo.evaluate`: supervised training is always `model.fit` with callbacks."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import keras
+import numpy as np
+
+from kzoo.errors import KzooError
+from kzoo.training import callbacks as run_callbacks
+from kzoo.training import distribute, rundir
+from kzoo.training.config import TrainConfig
+from kzoo.training.evaluation import classification_report, predict_logits
+from kzoo.training.plots import plot_confusion, plot_curves
+from kzoo.training.schedules import make_schedule
+
+log = logging.getLogger("kzoo.train")
+
+# Variables that get no weight decay: biases, norm scales/offsets, position embeddings, class tokens.
+_NO_DECAY_NAMES = ("pos_embed", "position", "cls_token", "class_token")
+
+
+@dataclass
+class TrainResult:
+    """What `train` returns: the run directory, its metrics and the trained model."""
+
+    run_dir: str
+    metrics: dict[str, Any]
+    model: keras.Model
+    history: list[dict[str, float]]
+
+
+def train(config: TrainConfig | None = None, **overrides: Any) -> TrainResult:
+    """Train a registered model on a data source with `model.fit`; write a complete run directory.
+
+    Keyword arguments are `TrainConfig` fields (the `kzoo train` flags).
+
+    Example:
+        >>> import kzoo
+        >>> result = kzoo.train(model="vit_cifar_tiny", epochs=2, out="runs/try")  # doctest: +SKIP
+        >>> result.metrics["top1"]  # doctest: +SKIP
+    """
+    from kzoo import data as kdata
+    from kzoo import freeze
+    from kzoo.registry import create_model, get_entry
+
+    cfg = TrainConfig(**{**(config.__dict__ if config else {}), **overrides}).validate()
+    entry = get_entry(cfg.model)  # unknown model fails before anything is written
+    resumed = rundir.prepare(cfg)
+    log.info("%s run in %s", "resuming" if resumed else "starting", cfg.out)
+    keras.utils.set_random_seed(cfg.seed)
+    keras.mixed_precision.set_global_policy(f"mixed_{cfg.mixed_precision}" if cfg.mixed_precision else "float32")
+
+    image_size = tuple(cfg.image_size) if cfg.image_size else entry.input_shape[:2]
+    scope, replicas = distribute.setup(cfg.distribute)
+    global_batch = cfg.batch_size * replicas
+    splits = _load_splits(kdata, cfg, image_size, global_batch)
+    train_data = splits["train"]
+
+    steps = cfg.steps_per_epoch or math.ceil(train_data.num_examples / global_batch)
+    with scope:
+        model = create_model(cfg.model, num_classes=train_data.num_classes, input_shape=(*image_size, 3),
+                             weights=cfg.weights)
+        if cfg.freeze:
+            freeze(model, until=cfg.freeze)
+        lr = cfg.lr * replicas  # linear scaling rule: cfg.lr is the rate for one replica's batch
+        schedule = make_schedule(cfg.schedule, lr, cfg.epochs, steps, cfg.warmup, cfg.milestones, cfg.gamma)
+        model.compile(
+            optimizer=_optimizer(cfg, schedule, model),
+            loss=_loss(cfg, train_data),
+            metrics=[keras.metrics.CategoricalAccuracy(name="accuracy"),
+                     keras.metrics.TopKCategoricalAccuracy(5, name="top5")],
+            jit_compile=cfg.jit_compile,
+        )
+    train_ds = train_data.dataset.repeat() if cfg.steps_per_epoch else train_data.dataset
+    model.fit(
+        train_ds,
+        validation_data=splits["val"].dataset,
+        epochs=cfg.epochs,
+        steps_per_epoch=cfg.steps_per_epoch,
+        shuffle=False,  # the tf.data pipeline shuffles (seeded) already
+        callbacks=run_callbacks.standard(cfg, global_batch, resumed),
+        verbose=1 if log.isEnabledFor(logging.INFO) else 2,
+    )
+    return _finish(cfg, model, splits, train_data.class_names, replicas)
+
+
+def _load_splits(kdata, cfg: TrainConfig, image_size, batch_size: int) -> dict:
+    common = dict(image_size=image_size, batch_size=batch_size, seed=cfg.seed, data_dir=cfg.data_dir,
+                  download=cfg.download)
+    if cfg.val_split:
+        train = kdata.load(cfg.data, "train", val_split=cfg.val_split, augment=cfg.augment, **common)
+        val = kdata.load(cfg.data, "val", val_split=cfg.val_split, **common)
+        test = _optional_split(kdata, cfg.data, "test", common)
+        return {"train": train, "val": val, "test": test or val, "select": "best",
+                "evaluated_on": "test" if test else "val"}
+    train = kdata.load(cfg.data, "train", augment=cfg.augment, **common)
+    test = _optional_split(kdata, cfg.data, "test", common)
+    if test is None:
+        raise KzooError(f"--data {cfg.data} has no test split to validate on; pass --val-split 0.1")
+    # Without a validation split the test split is watched but never used to pick a checkpoint.
+    return {"train": train, "val": test, "test": test, "select": "last", "evaluated_on": "test"}
+
+
+def _optional_split(kdata, source, split: str, common: dict):
+    if split not in kdata.available_splits(source, data_dir=common["data_dir"]):
+        return None
+    return kdata.load(source, split, **common)
+
+
+def _optimizer(cfg: TrainConfig, schedule, model: keras.Model) -> keras.optimizers.Optimizer:
+    if cfg.optimizer == "sgd":
+        opt = keras.optimizers.SGD(schedule, momentum=cfg.momentum, nesterov=True,
+                                   weight_decay=cfg.weight_decay or None)
+    else:
+        opt = keras.optimizers.AdamW(schedule, weight_decay=cfg.weight_decay)
+    if cfg.weight_decay:
+        no_decay = [v for v in model.trainable_variables
+                    if len(v.shape) <= 1 or any(n in v.path for n in _NO_DECAY_NAMES)]
+        opt.exclude_from_weight_decay(var_list=no_decay)
+    return opt
+
+
+def _loss(cfg: TrainConfig, train_data) -> keras.losses.Loss:
+    if cfg.loss == "adaptive":
+        from kzoo.losses import get_loss
+
+        return get_loss("adaptive", class_counts=train_data.class_counts)
+    return keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=cfg.label_smoothing)
+
+
+def _finish(cfg: TrainConfig, model: keras.Model, splits: dict, class_names, replicas: int) -> TrainResult:
+    start = time.perf_counter()
+    best_path = rundir.run_file(cfg.out, "best")
+    if splits["select"] == "best" and os.path.exists(best_path):
+        model = keras.saving.load_model(best_path, safe_mode=True)
+    logits, labels = predict_logits(model, splits["test"].dataset)
+    report = classification_report(logits, labels, class_names)
+    history = rundir.read_history(cfg.out)
+    speeds = [row["images_per_sec"] for row in history if "images_per_sec" in row]
+    metrics = {
+        "model": cfg.model,
+        "data": splits["test"].source,
+        "evaluated_on": splits["evaluated_on"],
+        "checkpoint": "best" if splits["select"] == "best" else "last",
+        "epochs_completed": len(history),
+        "top1": report["top1"],
+        "top5": report["top5"],
+        "loss": report["loss"],
+        "num_images": report["num_images"],
+        "per_class_accuracy": report["per_class_accuracy"],
+        # The first epoch includes tracing/compilation: the median of the rest is the steady speed.
+        "images_per_sec": float(np.median(speeds[1:] if len(speeds) > 1 else speeds)) if speeds else None,
+        "wall_time_s": float(sum(row.get("epoch_seconds", 0.0) for row in history) + time.perf_counter() - start),
+        "params": int(model.count_params()),
+        "replicas": replicas,
+        "global_batch": cfg.batch_size * replicas,
+        "backend": keras.backend.backend(),
+    }
+    plot_confusion(np.asarray(report["confusion"]), class_names, rundir.run_file(cfg.out, "confusion"),
+                   title=f"{cfg.model}: top-1 {report['top1']:.1%}")
+    plot_curves(history, rundir.run_file(cfg.out, "curves"), title=cfg.model)
+    # metrics.json is written last: its presence marks the run as finished.
+    with open(rundir.run_file(cfg.out, "metrics"), "w") as f:
+        json.dump(metrics, f, indent=2)
+    log.info("top-1 %.2f%%, top-5 %.2f%% on %d images", 100 * metrics["top1"], 100 * metrics["top5"],
+             metrics["num_images"])
+    return TrainResult(cfg.out, metrics, model, history)
+
+
+def evaluate(checkpoint: str, data: str | None = None, split: str = "test", out: str | None = None,
+             batch_size: int = 256, data_dir: str | None = None) -> dict[str, Any]:
+    """Evaluate a saved `.keras` model: top-1, top-5, per-class accuracy and a confusion-matrix PNG.
+
+    Results go to `out` (default: beside the checkpoint) as eval.json and confusion.png.
+
+    Example:
+        >>> kzoo.evaluate("runs/demo/best.keras")["top1"]  # doctest: +SKIP
+    """
+    from kzoo import data as kdata
+
+    model = load_checkpoint(checkpoint)
+    image_size = tuple(model.input_shape[1:3])
+    bundle = kdata.load(data, split, image_size=image_size, batch_size=batch_size, data_dir=data_dir)
+    if model.output_shape[-1] != bundle.num_classes:
+        raise KzooError(f"{checkpoint} predicts {model.output_shape[-1]} classes but {bundle.source} has "
+                        f"{bundle.num_classes}; evaluate on the data the model was trained for")
+    logits, labels = predict_logits(model, bundle.dataset)
+    report = classification_report(logits, labels, bundle.class_names)
+    out = out or os.path.dirname(os.path.abspath(checkpoint))
+    os.makedirs(out, exist_ok=True)
+    stem = os.path.splitext(os.path.basename(checkpoint))[0]
+    report.update(checkpoint=checkpoint, data=bundle.source, split=split)
+    with open(os.path.join(out, f"eval-{stem}.json"), "w") as f:
+        json.dump(report, f, indent=2)
+    plot_confusion(np.asarray(report["confusion"]), bundle.class_names,
+                   os.path.join(out, f"confusion-{stem}.png"), title=f"{stem}: top-1 {report['top1']:.1%}")
+    return report
+
+
+def load_checkpoint(path: str) -> keras.Model:
+    """Load a `.keras` model saved by kzoo (safe mode on: no arbitrary code is run)."""
+    import kzoo.layers  # noqa: F401  registers kzoo's serialisable layers
+    import kzoo.models  # noqa: F401
+
+    if not os.path.exists(path):
+        raise KzooError(f"checkpoint not found: {path}")
+    if not path.endswith(".keras"):
+        raise KzooError(f"checkpoint {path} is not a .keras file; pass RUN/best.keras or RUN/last.keras")
+    try:
+        return keras.saving.load_model(path, safe_mode=True)
+    except Exception as err:  # corrupt zip, wrong format, unknown layer: one line, no traceback
+        raise KzooError(f"cannot load {path}: {str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__}") from None

@@ -1,0 +1,118 @@
+"""The resolved training configuration: one dataclass, saved as JSON in every run directory."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from kzoo.errors import KzooError
+
+OPTIMIZERS = ("adamw", "sgd")
+SCHEDULES = ("cosine", "multistep", "constant")
+DISTRIBUTE = (None, "mirrored", "data-parallel")
+LOSSES = ("crossentropy", "adaptive")
+MIXED = (None, "bfloat16", "float16")
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run needs; `kzoo train` flags map one to one onto these fields.
+
+    Example:
+        >>> cfg = TrainConfig(model="vit_cifar_tiny", epochs=5)
+        >>> cfg.validate().optimizer
+        'adamw'
+    """
+
+    model: str = "vit_cifar_tiny"
+    data: str | None = None  # None = the sample bundled with kzoo
+    out: str = "runs/default"
+    epochs: int = 10
+    batch_size: int = 128  # per replica
+    lr: float = 1e-3  # for one replica; scaled linearly with the replica count
+    optimizer: str = "adamw"
+    momentum: float = 0.9
+    weight_decay: float = 0.05
+    schedule: str = "cosine"
+    warmup: int = 0  # epochs of linear warmup
+    milestones: list[int] = field(default_factory=list)
+    gamma: float = 0.1
+    label_smoothing: float = 0.0
+    loss: str = "crossentropy"
+    augment: str = "basic"
+    image_size: list[int] | None = None  # None = the model's own input size
+    val_split: float | None = None
+    seed: int = 0
+    mixed_precision: str | None = None
+    jit_compile: bool = False
+    distribute: str | None = None
+    weights: str | None = None
+    freeze: str | None = None
+    early_stopping: int | None = None  # patience in epochs
+    monitor: str = "val_accuracy"
+    data_dir: str | None = None
+    download: bool = False
+    steps_per_epoch: int | None = None  # cap, for smoke runs
+
+    def validate(self) -> "TrainConfig":
+        """Check every field; raise a one-line KzooError naming the first bad one."""
+        _choice("optimizer", self.optimizer, OPTIMIZERS)
+        _choice("schedule", self.schedule, SCHEDULES)
+        _choice("distribute", self.distribute, DISTRIBUTE)
+        _choice("loss", self.loss, LOSSES)
+        _choice("mixed-precision", self.mixed_precision, MIXED)
+        for name in ("epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise KzooError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise KzooError(f"--lr must be positive, got {self.lr}")
+        if self.val_split is not None and not 0 < self.val_split < 1:
+            raise KzooError(f"--val-split must be between 0 and 1 (exclusive), got {self.val_split}")
+        if not 0 <= self.label_smoothing < 1:
+            raise KzooError(f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.warmup < 0 or (self.warmup and self.warmup >= self.epochs):
+            raise KzooError(f"--warmup must be 0 or fewer epochs than --epochs ({self.epochs}), got {self.warmup}")
+        if self.schedule == "multistep":
+            if not self.milestones:
+                self.milestones = [self.epochs // 2, self.epochs * 3 // 4]
+            if sorted(self.milestones) != list(self.milestones) or min(self.milestones) < 1:
+                raise KzooError(f"--milestones must be increasing positive epochs, got {self.milestones}")
+        if self.image_size is not None:
+            self.image_size = list(self.image_size)
+            if len(self.image_size) == 1:
+                self.image_size = self.image_size * 2
+            if len(self.image_size) != 2 or min(self.image_size) < 8:
+                raise KzooError(f"--image-size must be one or two sizes of at least 8 pixels, got {self.image_size}")
+        return self
+
+    def to_json(self, path: str) -> None:
+        with open(path, "w") as f:
+            json.dump(dataclasses.asdict(self), f, indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, path: str) -> "TrainConfig":
+        with open(path) as f:
+            raw: dict[str, Any] = json.load(f)
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            raise KzooError(f"{path}: unknown config keys {unknown}")
+        return cls(**raw)
+
+    def differs_from(self, other: "TrainConfig", ignore: tuple[str, ...] = ("epochs",)) -> list[str]:
+        """Field names whose values differ (for refusing to resume a run with another setup)."""
+        a, b = dataclasses.asdict(self), dataclasses.asdict(other)
+        return [k for k in a if k not in ignore and a[k] != b[k]]
+
+
+def _choice(flag: str, value: Any, allowed: tuple) -> None:
+    if value not in allowed:
+        shown = ", ".join(str(a) for a in allowed if a is not None)
+        raise KzooError(f"--{flag} {value!r} is not supported: choose one of {shown}")
+
+
+def config_path(run_dir: str) -> str:
+    return os.path.join(run_dir, "config.json")

@@ -1,0 +1,57 @@
+"""Classification metrics from logits: top-1, top-5, per-class accuracy, confusion matrix."""
+
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+import keras
+import numpy as np
+
+from kzoo.errors import KzooError
+
+
+def predict_logits(model: keras.Model, batches: Iterable) -> tuple[np.ndarray, np.ndarray]:
+    """Run `model` over `(images, labels)` batches; labels may be integer or one-hot.
+
+    Returns float32 logits (N, C) and integer labels (N,).
+    """
+    logits, labels = [], []
+    for images, y in batches:
+        logits.append(np.asarray(model.predict_on_batch(images), dtype=np.float32))
+        y = np.asarray(y)
+        labels.append(y.argmax(-1) if y.ndim == 2 else y.astype(np.int64))
+    if not logits:
+        raise KzooError("evaluation data is empty: no images to evaluate")
+    return np.concatenate(logits), np.concatenate(labels)
+
+
+def classification_report(logits: np.ndarray, labels: np.ndarray, class_names: Sequence[str]) -> dict:
+    """Top-1/top-5 accuracy, mean cross-entropy, per-class accuracy and the confusion matrix.
+
+    Example:
+        >>> r = classification_report(np.eye(3), np.array([0, 1, 1]), ["a", "b", "c"])
+        >>> round(r["top1"], 3), r["confusion"][1]
+        (0.667, [0, 1, 0])
+    """
+    n, c = logits.shape
+    if c != len(class_names):
+        raise KzooError(f"the model predicts {c} classes but the data has {len(class_names)}; "
+                        "evaluate on data with the classes the model was trained on")
+    order = np.argsort(-logits, axis=1)
+    top1 = float(np.mean(order[:, 0] == labels))
+    k = min(5, c)
+    top5 = float(np.mean(np.any(order[:, :k] == labels[:, None], axis=1)))
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    loss = float(-np.mean(log_probs[np.arange(n), labels]))
+    confusion = np.zeros((c, c), dtype=np.int64)
+    np.add.at(confusion, (labels, order[:, 0]), 1)
+    support = confusion.sum(axis=1)
+    per_class = {
+        name: (float(confusion[i, i] / support[i]) if support[i] else None)
+        for i, name in enumerate(class_names)
+    }
+    return {
+        "top1": top1, "top5": top5, "loss": loss, "num_images": int(n),
+        "per_class_accuracy": per_class, "confusion": confusion.tolist(),
+    }

@@ -1,0 +1,74 @@
+"""The run directory: what a run writes, and the rules that keep earlier results safe.
+
+A run directory holds config.json, history.csv, curves.png, metrics.json, best.keras,
+last.keras, backup/ (BackupAndRestore state) and tensorboard/. Rules:
+- a new directory (or an empty one) starts a run;
+- a directory with config.json but no metrics.json is an interrupted run: it is resumed when
+  the settings match (only --epochs may grow), refused otherwise;
+- a directory with metrics.json holds a finished run and is never overwritten;
+- any other non-empty directory is refused.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+
+from kzoo.errors import KzooError
+from kzoo.training.config import TrainConfig, config_path
+
+FILES = {
+    "config": "config.json",
+    "history": "history.csv",
+    "curves": "curves.png",
+    "metrics": "metrics.json",
+    "best": "best.keras",
+    "last": "last.keras",
+    "backup": "backup",
+    "tensorboard": "tensorboard",
+    "confusion": "confusion.png",
+}
+
+
+def run_file(run_dir: str, key: str) -> str:
+    return os.path.join(run_dir, FILES[key])
+
+
+def prepare(cfg: TrainConfig) -> bool:
+    """Create or validate `cfg.out`; return True when an interrupted run is being resumed."""
+    out = cfg.out
+    if os.path.isfile(out):
+        raise KzooError(f"--out {out} is a file; give a directory for the run")
+    if not os.path.isdir(out) or not os.listdir(out):
+        os.makedirs(out, exist_ok=True)
+        cfg.to_json(config_path(out))
+        return False
+    if os.path.exists(run_file(out, "metrics")):
+        raise KzooError(f"--out {out} already holds a finished run; choose another --out (nothing was changed)")
+    if not os.path.exists(config_path(out)):
+        raise KzooError(f"--out {out} is not empty and is not a kzoo run directory; choose another --out")
+    previous = TrainConfig.from_json(config_path(out))
+    changed = previous.differs_from(cfg)
+    if changed:
+        raise KzooError(
+            f"--out {out} holds an interrupted run with other settings ({', '.join(changed)}); "
+            "rerun with the same settings to resume, or choose another --out"
+        )
+    if cfg.epochs < previous.epochs:
+        raise KzooError(f"--out {out}: cannot resume with fewer epochs ({cfg.epochs}) than before ({previous.epochs})")
+    cfg.to_json(config_path(out))
+    return True
+
+
+def read_history(run_dir: str) -> list[dict[str, float]]:
+    """history.csv as a list of rows, one per epoch; a row repeated by a resume keeps its last copy."""
+    path = run_file(run_dir, "history")
+    if not os.path.exists(path):
+        return []
+    rows: dict[int, dict[str, float]] = {}
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            if not row.get("epoch"):
+                continue
+            rows[int(row["epoch"])] = {k: float(v) for k, v in row.items() if v not in ("", None)}
+    return [rows[e] for e in sorted(rows)]

@@ -1,0 +1,122 @@
+"""End-to-end training through the public API and the CLI, on small data made here."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import kzoo
+from kzoo.training import rundir
+
+from training_helpers import REPO, make_npz, run_kzoo, toy_npz  # noqa: F401  (toy_npz is a fixture)
+
+TINY = dict(model="vit_cifar_tiny", image_size=[16, 16], batch_size=16, val_split=0.25, augment="basic",
+            lr=2e-3, weight_decay=0.0)
+
+
+def test_train_writes_a_complete_run_directory(toy_npz, tmp_path):
+    out = str(tmp_path / "run")
+    result = kzoo.train(data=toy_npz, epochs=3, out=out, **TINY)
+    for key in ("config", "history", "curves", "metrics", "best", "last", "confusion"):
+        assert os.path.exists(rundir.run_file(out, key)), key
+    with open(rundir.run_file(out, "curves"), "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    history = rundir.read_history(out)
+    assert [int(r["epoch"]) for r in history] == [0, 1, 2]
+    assert history[-1]["loss"] < history[0]["loss"]  # it learned something
+    assert {"lr", "images_per_sec", "val_accuracy", "val_top5"} <= set(history[0])
+    metrics = json.load(open(rundir.run_file(out, "metrics")))
+    assert metrics["evaluated_on"] == "val" and metrics["checkpoint"] == "best"
+    assert metrics["num_images"] == 24 and 0 <= metrics["top1"] <= metrics["top5"] <= 1
+    assert metrics["top5"] == 1.0  # three classes: the true class is always in the top 5
+    assert metrics["images_per_sec"] > 0 and metrics["wall_time_s"] > 0
+    assert result.metrics == metrics
+    config = json.load(open(rundir.run_file(out, "config")))
+    assert config["data"] == toy_npz and config["epochs"] == 3
+
+
+def test_finished_run_is_not_overwritten(toy_npz, tmp_path):
+    out = str(tmp_path / "run")
+    kzoo.train(data=toy_npz, epochs=1, out=out, **TINY)
+    before = {name: os.path.getmtime(os.path.join(out, name)) for name in ("best.keras", "metrics.json")}
+    with pytest.raises(kzoo.KzooError, match="already holds a finished run"):
+        kzoo.train(data=toy_npz, epochs=1, out=out, **TINY)
+    after = {name: os.path.getmtime(os.path.join(out, name)) for name in before}
+    assert before == after
+
+
+@pytest.mark.slow
+def test_resume_after_kill(tmp_path):
+    data = make_npz(tmp_path / "toy.npz", n=1024, size=32)
+    out = str(tmp_path / "run")
+    args = ["train", "--data", data, "--model", "vit_cifar_tiny", "--epochs", "4", "--batch-size", "32",
+            "--val-split", "0.25", "--out", out]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": REPO}
+    proc = subprocess.Popen([sys.executable, "-m", "kzoo.cli", *args], env=env, cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and len(rundir.read_history(out)) < 1:
+        assert proc.poll() is None, "training ended before it could be killed"
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)  # no chance to clean up, as in a crash
+    proc.wait()
+    killed_at = len(rundir.read_history(out))
+    assert 1 <= killed_at < 4 and not os.path.exists(os.path.join(out, "metrics.json"))
+    best_before = os.path.getmtime(os.path.join(out, "best.keras"))
+
+    resumed = run_kzoo(*args, check=True)
+    assert "resuming" in resumed.stderr
+    history = rundir.read_history(out)
+    assert [int(r["epoch"]) for r in history] == [0, 1, 2, 3]
+    metrics = json.load(open(os.path.join(out, "metrics.json")))
+    assert metrics["epochs_completed"] == 4
+    assert os.path.getmtime(os.path.join(out, "best.keras")) >= best_before
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--model", "vit_cifar_tinyy"], "unknown model 'vit_cifar_tinyy': did you mean vit_cifar_tiny"),
+    (["--val-split", "1.5"], "--val-split must be between 0 and 1"),
+    (["--data", "/no/such/dir"], "/no/such/dir"),
+    (["--optimizer", "adagrad"], "--optimizer 'adagrad' is not supported"),
+])
+def test_cli_user_errors_are_one_line(tmp_path, args, message):
+    proc = run_kzoo("train", "--out", str(tmp_path / "run"), "--epochs", "1", *args)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    lines = [line for line in proc.stderr.strip().splitlines() if line.startswith("kzoo")]
+    assert len(lines) == 1 and message in lines[0], proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+
+
+def test_eval_cli_and_class_mismatch(toy_npz, tmp_path):
+    out = str(tmp_path / "run")
+    kzoo.train(data=toy_npz, epochs=1, out=out, **TINY)
+    proc = run_kzoo("eval", "--checkpoint", f"{out}/best.keras", "--data", toy_npz, "--split", "train",
+                    check=True)
+    assert "top-1" in proc.stdout and os.path.exists(f"{out}/confusion-best.png")
+    report = json.load(open(f"{out}/eval-best.json"))
+    assert report["num_images"] == 96 and len(report["confusion"]) == 3
+    four = make_npz(tmp_path / "four.npz", classes=4)
+    proc = run_kzoo("eval", "--checkpoint", f"{out}/best.keras", "--data", four, "--split", "train")
+    assert proc.returncode == 2 and "predicts 3 classes" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode, env", [
+    ("mirrored", {"KERAS_BACKEND": "tensorflow", "KZOO_CPU_DEVICES": "2"}),
+    ("data-parallel", {"KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}),
+])
+def test_distribute_on_two_cpu_devices(tmp_path, mode, env):
+    data = make_npz(tmp_path / "toy.npz", n=64)
+    out = str(tmp_path / "run")
+    run_kzoo("train", "--data", data, "--model", "vit_cifar_tiny", "--image-size", "16", "--epochs", "1",
+             "--batch-size", "8", "--lr", "1e-3", "--val-split", "0.25", "--distribute", mode, "--out", out,
+             env=env, check=True)
+    metrics = json.load(open(os.path.join(out, "metrics.json")))
+    assert metrics["replicas"] == 2 and metrics["global_batch"] == 16
+    assert metrics["backend"] == env["KERAS_BACKEND"]
+    assert np.isfinite(metrics["loss"])
