@@ -61,7 +61,7 @@ def train(config: TrainConfig | None = None, **overrides: Any) -> TrainResult:
     image_size = tuple(cfg.image_size) if cfg.image_size else entry.input_shape[:2]
     scope, replicas = distribute.setup(cfg.distribute)
     global_batch = cfg.batch_size * replicas
-    splits = _load_splits(kdata, cfg, image_size, global_batch)
+    splits = _load_splits(kdata, cfg, image_size, global_batch, replicas)
     train_data = splits["train"]
 
     steps = cfg.steps_per_epoch or math.ceil(train_data.num_examples / global_batch)
@@ -92,9 +92,10 @@ def train(config: TrainConfig | None = None, **overrides: Any) -> TrainResult:
     return _finish(cfg, model, splits, train_data.class_names, replicas)
 
 
-def _load_splits(kdata, cfg: TrainConfig, image_size, batch_size: int) -> dict:
+def _load_splits(kdata, cfg: TrainConfig, image_size, batch_size: int, replicas: int) -> dict:
+    # Sharded batches must divide evenly across replicas: drop the last partial batch in fit().
     common = dict(image_size=image_size, batch_size=batch_size, seed=cfg.seed, data_dir=cfg.data_dir,
-                  download=cfg.download)
+                  download=cfg.download, drop_remainder=replicas > 1 or None)
     if cfg.val_split:
         train = kdata.load(cfg.data, "train", val_split=cfg.val_split, augment=cfg.augment, **common)
         val = kdata.load(cfg.data, "val", val_split=cfg.val_split, **common)
@@ -138,10 +139,18 @@ def _loss(cfg: TrainConfig, train_data) -> keras.losses.Loss:
 
 def _finish(cfg: TrainConfig, model: keras.Model, splits: dict, class_names, replicas: int) -> TrainResult:
     start = time.perf_counter()
+    # The final evaluation sees every test image, so it runs undistributed (no even-split rule).
+    keras.distribution.set_distribution(None)
     best_path = rundir.run_file(cfg.out, "best")
     if splits["select"] == "best" and os.path.exists(best_path):
         model = keras.saving.load_model(best_path, safe_mode=True)
-    logits, labels = predict_logits(model, splits["test"].dataset)
+    test = splits["test"]
+    if test.drop_remainder:  # the fit-time copy drops a partial batch; the final figures see every image
+        from kzoo import data as kdata
+
+        test = kdata.load(cfg.data, test.split, image_size=test.image_size, batch_size=test.batch_size,
+                          val_split=cfg.val_split, seed=cfg.seed, data_dir=cfg.data_dir, drop_remainder=False)
+    logits, labels = predict_logits(model, test.dataset)
     report = classification_report(logits, labels, class_names)
     history = rundir.read_history(cfg.out)
     speeds = [row["images_per_sec"] for row in history if "images_per_sec" in row]
