@@ -32,6 +32,8 @@ TRAIN_HELP = {
     "freeze": "train only from this point: head, stage3, stage4, or a number of last blocks",
     "early_stopping": "stop after this many epochs without improvement of --monitor",
     "steps_per_epoch": "cap steps per epoch (smoke runs)",
+    "jit_compile": "XLA-compile the train step",
+    "download": "let TFDS download and prepare the dataset (needs internet)",
 }
 
 
@@ -49,7 +51,7 @@ def _add_train_flags(parser: argparse.ArgumentParser) -> None:
         default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
         kwargs = {"dest": field.name, "default": default, "help": TRAIN_HELP.get(field.name)}
         if field.type == "bool":
-            kwargs["action"] = "store_true"
+            kwargs["action"] = argparse.BooleanOptionalAction
         elif field.name in ("milestones", "image_size"):
             kwargs["type"] = _int_list
         elif field.type in ("int", "int | None"):
@@ -101,6 +103,27 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from kzoo.explain.commands import predict_images
+
+    for r in predict_images(args.checkpoint, args.images, top_k=args.top_k, class_names_file=args.class_names):
+        print(r["image"])
+        for p in r["predictions"]:
+            print(f"  {p['probability']:7.2%}  {p['name']}")
+    return 0
+
+
+def _cmd_explain(args: argparse.Namespace) -> int:
+    from kzoo.explain.commands import explain_images
+
+    r = explain_images(args.checkpoint, args.images, args.out, method=args.method, layer=args.layer,
+                       class_names_file=args.class_names)
+    for e in r["images"]:
+        print(f"{e['image']}: {e['name']} ({e['probability']:.2%})  -> {e['overlay']}")
+    print(f"layer {r['layer']}; grid: {r['grid']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kzoo", description="Keras image-classification model zoo")
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and results")
@@ -123,6 +146,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pretrained", action="store_true", help="only names with a default checkpoint")
     p.add_argument("--table", action="store_true", help="markdown table with parameters and GFLOPs")
     p.set_defaults(func=_cmd_models)
+
+    p = sub.add_parser("predict", help="top-k classes of image files with a saved model")
+    p.add_argument("--checkpoint", required=True, help="RUN/best.keras or any kzoo .keras model")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, BMP, ...; any size)")
+    p.add_argument("--top-k", type=int, default=5, help="classes to show per image (default: 5)")
+    p.add_argument("--class-names", default=None, metavar="FILE",
+                   help="class names, one per line (default: class_names.json beside the checkpoint)")
+    p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser("explain", help="Grad-CAM heatmaps of image files: one overlay PNG each plus a grid")
+    p.add_argument("--checkpoint", required=True, help="RUN/best.keras or any kzoo .keras model")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, BMP, ...; any size)")
+    p.add_argument("--out", required=True, help="directory for the overlays and grid.png")
+    p.add_argument("--method", default="gradcam", choices=["gradcam", "gradcam++", "cam"])
+    p.add_argument("--layer", default=None, help="layer to explain (default: last conv map / last ViT block)")
+    p.add_argument("--class-names", default=None, metavar="FILE",
+                   help="class names, one per line (default: class_names.json beside the checkpoint)")
+    p.set_defaults(func=_cmd_explain)
     return parser
 
 

@@ -1,5 +1,25 @@
 """Reusable Keras layers (keras.ops only, every backend)."""
 
+from kzoo.layers.drop_path import DropPath
+from kzoo.layers.position_embedding import PositionEmbedding, resample_position_embedding
 from kzoo.layers.preprocess import ImageNormalization
+from kzoo.layers.vit_layers import ClassToken, MultiHeadSelfAttention, TokenPooling, TokensToGrid
 
-__all__ = ["ImageNormalization"]
+__all__ = [
+    "ClassToken",
+    "DropPath",
+    "ImageNormalization",
+    "MultiHeadSelfAttention",
+    "PositionEmbedding",
+    "TokenPooling",
+    "TokensToGrid",
+    "resample_position_embedding",
+]
+
+from kzoo.layers.multiscale import MultiScaleFusion  # noqa: E402
+from kzoo.layers.odconv import ODConv2D, ODConvTemperatureScheduler  # noqa: E402
+
+__all__ += ["MultiScaleFusion", "ODConv2D", "ODConvTemperatureScheduler"]
+from kzoo.layers.cam import CAMHead  # noqa: E402
+
+__all__ += ["CAMHead"]

@@ -1,1 +1,15 @@
-"""Model families; importing this package registers every named variant."""
+"""Model families; importing this package registers every named variant.
+
+A new family is one module that calls `kzoo.registry.register_model` at import time,
+plus one import line below.
+"""
+
+from kzoo.models import resnet, vgg, vit  # noqa: F401  (imported for their registrations)
+
+from kzoo.models.resnet import build_resnet
+from kzoo.models.vgg import build_vgg
+from kzoo.models.vit import ViTConfig, build_vit
+
+__all__ = ["ViTConfig", "build_resnet", "build_vgg", "build_vit"]
+from kzoo.models import odconv_nets  # noqa: F401,E402  (ODConv families: odresnet*, odconv_gtsrb, conv_gtsrb)
+from kzoo.models import vgg_cam  # noqa: F401,E402

@@ -64,6 +64,8 @@ def train(config: TrainConfig | None = None, **overrides: Any) -> TrainResult:
     splits = _load_splits(kdata, cfg, image_size, global_batch, replicas)
     train_data = splits["train"]
 
+    with open(rundir.run_file(cfg.out, "class_names"), "w") as f:  # kzoo predict/explain read it
+        json.dump(list(train_data.class_names), f)
     steps = cfg.steps_per_epoch or math.ceil(train_data.num_examples / global_batch)
     with scope:
         model = create_model(cfg.model, num_classes=train_data.num_classes, input_shape=(*image_size, 3),

@@ -1,7 +1,7 @@
 """The run directory: what a run writes, and the rules that keep earlier results safe.
 
-A run directory holds config.json, history.csv, curves.png, metrics.json, best.keras,
-last.keras, backup/ (BackupAndRestore state) and tensorboard/. Rules:
+A run directory holds config.json, class_names.json, history.csv, curves.png, metrics.json,
+best.keras, last.keras, confusion.png, backup/ (BackupAndRestore state) and tensorboard/. Rules:
 - a new directory (or an empty one) starts a run;
 - a directory with config.json but no metrics.json is an interrupted run: it is resumed when
   the settings match (only --epochs may grow), refused otherwise;
@@ -27,6 +27,7 @@ FILES = {
     "backup": "backup",
     "tensorboard": "tensorboard",
     "confusion": "confusion.png",
+    "class_names": "class_names.json",
 }
 
 

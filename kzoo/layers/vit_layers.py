@@ -1,0 +1,206 @@
+"""Vision Transformer layers: class token, fused-qkv self-attention, token pooling, tokens -> grid."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import keras
+from keras import ops
+
+from kzoo.errors import KzooError
+
+
+def _dense_init():
+    # timm initialises Linear weights with trunc_normal(std=0.02) and zero biases.
+    return keras.initializers.TruncatedNormal(stddev=0.02)
+
+
+@keras.saving.register_keras_serializable(package="kzoo")
+class ClassToken(keras.layers.Layer):
+    """Prepends a learned `(1, 1, D)` class token to a `(B, N, D)` token sequence.
+
+    Example:
+        >>> tuple(ClassToken()(keras.ops.zeros((2, 4, 8))).shape)
+        (2, 5, 8)
+    """
+
+    def build(self, input_shape):
+        # timm: nn.init.normal_(cls_token, std=1e-6).
+        self.token = self.add_weight(
+            shape=(1, 1, input_shape[-1]),
+            initializer=keras.initializers.RandomNormal(stddev=1e-6),
+            name="token",
+        )
+
+    def call(self, tokens):
+        batch = ops.shape(tokens)[0]
+        cls = ops.broadcast_to(ops.cast(self.token, tokens.dtype), (batch, 1, tokens.shape[-1]))
+        return ops.concatenate([cls, tokens], axis=1)
+
+    def compute_output_shape(self, input_shape):
+        length = None if input_shape[1] is None else input_shape[1] + 1
+        return (input_shape[0], length, input_shape[2])
+
+
+@keras.saving.register_keras_serializable(package="kzoo")
+class MultiHeadSelfAttention(keras.layers.Layer):
+    """timm's ViT `Attention`: one fused `qkv` Dense, scaled dot-product attention, `proj` Dense.
+
+    The fused projection keeps timm's weight layout (`qkv` outputs are `[q | k | v]`, each
+    `heads x head_dim`), so checkpoints map one-to-one. Attention runs through
+    `keras.ops.dot_product_attention` (the backend's fused kernel); only when attention
+    dropout is active in training is the softmax computed explicitly, because the fused op
+    has no dropout.
+
+    Args:
+        num_heads: attention heads.
+        head_dim: width of each head; `None` means `dim // num_heads`. The inner width
+            `num_heads * head_dim` may differ from `dim` (Keras MultiHeadAttention's `key_dim`).
+        output_dim: width of `proj`; `None` means the input width.
+        attn_dropout: dropout on the attention probabilities.
+        use_bias: biases on `qkv` (timm's `qkv_bias`); `proj` always has one.
+
+    Example:
+        >>> layer = MultiHeadSelfAttention(num_heads=2)
+        >>> tuple(layer(keras.ops.zeros((1, 5, 8))).shape)
+        (1, 5, 8)
+    """
+
+    def __init__(
+        self,
+        num_heads: int,
+        head_dim: int | None = None,
+        output_dim: int | None = None,
+        attn_dropout: float = 0.0,
+        use_bias: bool = True,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.num_heads = int(num_heads)
+        self.head_dim = None if head_dim is None else int(head_dim)
+        self.output_dim = None if output_dim is None else int(output_dim)
+        self.attn_dropout = float(attn_dropout)
+        self.use_bias = bool(use_bias)
+        self.dropout = keras.layers.Dropout(self.attn_dropout, name="attn_drop")
+
+    def build(self, input_shape):
+        dim = input_shape[-1]
+        if self.head_dim is None:
+            if dim % self.num_heads:
+                raise KzooError(
+                    f"{self.name}: width {dim} is not divisible by {self.num_heads} heads; "
+                    "pass head_dim"
+                )
+            self.head_dim = dim // self.num_heads
+        inner = self.num_heads * self.head_dim
+        self.qkv = keras.layers.Dense(
+            3 * inner, use_bias=self.use_bias, kernel_initializer=_dense_init(),
+            dtype=self.dtype_policy, name="qkv",
+        )
+        self.proj = keras.layers.Dense(
+            self.output_dim or dim, kernel_initializer=_dense_init(),
+            dtype=self.dtype_policy, name="proj",
+        )
+        self.qkv.build(input_shape)
+        self.proj.build((*input_shape[:-1], inner))
+
+    def call(self, tokens, training=None):
+        shape = ops.shape(tokens)
+        batch, length = shape[0], shape[1]
+        qkv = ops.reshape(self.qkv(tokens), (batch, length, 3, self.num_heads, self.head_dim))
+        # (B, N, heads, head_dim) each: the layout dot_product_attention expects.
+        query, key, value = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
+        scale = self.head_dim**-0.5
+        if training and self.attn_dropout > 0:
+            logits = ops.einsum("bqhd,bkhd->bhqk", query, key) * ops.cast(scale, query.dtype)
+            # Softmax in float32: bfloat16 logits lose too much precision in the exponent sum.
+            probs = ops.cast(ops.softmax(ops.cast(logits, "float32"), axis=-1), value.dtype)
+            probs = self.dropout(probs, training=training)
+            out = ops.einsum("bhqk,bkhd->bqhd", probs, value)
+        else:
+            out = ops.dot_product_attention(query, key, value, scale=scale)
+        out = ops.reshape(out, (batch, length, self.num_heads * self.head_dim))
+        return self.proj(out)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.output_dim or input_shape[-1])
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "num_heads": self.num_heads,
+            "head_dim": self.head_dim,
+            "output_dim": self.output_dim,
+            "attn_dropout": self.attn_dropout,
+            "use_bias": self.use_bias,
+        }
+
+
+POOL_MODES = ("cls", "gap", "flatten")
+
+
+@keras.saving.register_keras_serializable(package="kzoo")
+class TokenPooling(keras.layers.Layer):
+    """Reduces `(B, N, D)` tokens to one vector per image.
+
+    Modes: `"cls"` takes the first (class) token; `"gap"` averages the patch tokens,
+    skipping `num_prefix_tokens` (timm's `global_pool="avg"`); `"flatten"` concatenates
+    every token (the Keras ViT example).
+
+    Example:
+        >>> tuple(TokenPooling("gap", num_prefix_tokens=1)(keras.ops.ones((2, 5, 8))).shape)
+        (2, 8)
+    """
+
+    def __init__(self, mode: str = "cls", num_prefix_tokens: int = 1, **kwargs):
+        super().__init__(**kwargs)
+        if mode not in POOL_MODES:
+            raise KzooError(f"unknown pool {mode!r}: expected one of {', '.join(POOL_MODES)}")
+        self.mode = mode
+        self.num_prefix_tokens = int(num_prefix_tokens)
+
+    def call(self, tokens):
+        if self.mode == "cls":
+            return tokens[:, 0]
+        if self.mode == "gap":
+            return ops.mean(tokens[:, self.num_prefix_tokens :], axis=1)
+        return ops.reshape(tokens, (ops.shape(tokens)[0], tokens.shape[1] * tokens.shape[2]))
+
+    def compute_output_shape(self, input_shape):
+        if self.mode == "flatten":
+            return (input_shape[0], input_shape[1] * input_shape[2])
+        return (input_shape[0], input_shape[2])
+
+    def get_config(self):
+        return {**super().get_config(), "mode": self.mode, "num_prefix_tokens": self.num_prefix_tokens}
+
+
+@keras.saving.register_keras_serializable(package="kzoo")
+class TokensToGrid(keras.layers.Layer):
+    """Drops the prefix (class) tokens and reshapes `(B, prefix + H*W, D)` to `(B, H, W, D)`.
+
+    Turns a ViT block output into a feature map, for `features_only` models and Grad-CAM.
+
+    Example:
+        >>> tuple(TokensToGrid((2, 3), num_prefix_tokens=1)(keras.ops.zeros((4, 7, 16))).shape)
+        (4, 2, 3, 16)
+    """
+
+    def __init__(self, grid_size: Sequence[int], num_prefix_tokens: int = 1, **kwargs):
+        super().__init__(**kwargs)
+        self.grid_size = tuple(int(s) for s in grid_size)
+        self.num_prefix_tokens = int(num_prefix_tokens)
+
+    def call(self, tokens):
+        grid = tokens[:, self.num_prefix_tokens :]
+        return ops.reshape(grid, (ops.shape(tokens)[0], *self.grid_size, tokens.shape[-1]))
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], *self.grid_size, input_shape[-1])
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "grid_size": list(self.grid_size),
+            "num_prefix_tokens": self.num_prefix_tokens,
+        }
