@@ -88,6 +88,7 @@ def create_model(
     weights: str | None = None,
     features_only: bool = False,
     out_indices: Sequence[int] | None = None,
+    pretrained: bool = False,
     **overrides: Any,
 ) -> keras.Model:
     """Build the registered model `name`.
@@ -96,7 +97,9 @@ def create_model(
         name: a name from `list_models()`.
         num_classes: classifier outputs; 0 builds the network without its head.
         input_shape: (height, width, channels); defaults to the model's own.
-        weights: a `.keras` or `.weights.h5` file to load after building.
+        weights: a `.keras`, `.weights.h5` or `.safetensors` file (torchvision, timm or
+            transformers layout), or `"hf-hub:owner/name"`, loaded after building.
+        pretrained: load the model's default checkpoint (`list_models(pretrained=True)`).
         features_only: return the stage feature maps instead of logits.
         out_indices: which stages `features_only` returns (negative counts from the end).
         **overrides: any builder argument, e.g. `drop_path=0.1`.
@@ -116,6 +119,10 @@ def create_model(
         out_indices=tuple(out_indices) if out_indices is not None else None,
         **config,
     )
+    if pretrained and weights is None:
+        from kzoo.weights import resolve_pretrained
+
+        weights = resolve_pretrained(entry)
     if weights is not None:
         from kzoo.weights import load_weights
 

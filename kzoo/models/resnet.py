@@ -165,6 +165,7 @@ def _register() -> None:
         register_variant(
             f"resnet{depth}", build_resnet, family="resnet", input_shape=(224, 224, 3),
             description=f"torchvision resnet{depth} (v1.5)", block=kind, layers=layers,
+            pretrained=f"hf-hub:timm/resnet{depth}.tv_in1k",
         )
     for depth in (18, 34, 50):
         kind, layers = RESNETS[depth]

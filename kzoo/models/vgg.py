@@ -59,7 +59,13 @@ def vgg_head(name: str) -> Callable[[HeadBuilder], HeadBuilder]:
 def _classic_head(x, num_classes: int, dropout: float = 0.5, fc_units: int = 4096):
     # torchvision: AdaptiveAvgPool2d((7, 7)) -> flatten -> (Linear ReLU Dropout) x 2 -> Linear.
     # Keras flattens NHWC where torch flattens NCHW; the weights loader permutes fc1's rows.
-    x = keras.layers.AdaptiveAveragePooling2D((7, 7), name="pool")(x)
+    height, width = x.shape[1], x.shape[2]
+    if height % 7 == 0 and width % 7 == 0:
+        # Same result as adaptive pooling here, and Keras 3.15's AdaptiveAveragePooling2D returns
+        # NaN under JAX when the input size is a multiple of 7 (224x224 input: a 7x7 map).
+        x = keras.layers.AveragePooling2D((height // 7, width // 7), name="pool")(x)
+    else:
+        x = keras.layers.AdaptiveAveragePooling2D((7, 7), name="pool")(x)
     x = keras.layers.Flatten(name="flatten")(x)
     for j in (1, 2):
         x = keras.layers.Dense(fc_units, activation="relu", kernel_initializer=DENSE_INIT, name=f"fc{j}")(x)
@@ -160,6 +166,7 @@ def _register() -> None:
             register_variant(
                 model_name, build_vgg, family="vgg", input_shape=(224, 224, 3),
                 description=f"torchvision {model_name}", depth=depth, batch_norm=bn,
+                pretrained=f"hf-hub:timm/{model_name}.tv_in1k",
             )
     for depth in (11, 16):
         model_name = f"vgg{depth}_bn_cifar"

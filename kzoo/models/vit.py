@@ -264,8 +264,12 @@ def _register() -> None:
         "vit_large_patch16_224": dict(patch_size=16, dim=1024, depth=24, heads=16, mlp_dim=4096),
         "vit_huge_patch14_224": dict(patch_size=14, dim=1280, depth=32, heads=16, mlp_dim=5120),
     }
+    # Default checkpoints: timm's AugReg ImageNet-21k -> 1k fine-tunes (ViT-H has none in that family).
+    tags = {name: f"hf-hub:timm/{name}.augreg_in21k_ft_in1k" for name in variants if "huge" not in name}
+    tags["vit_base_patch16_224"] = "hf-hub:timm/vit_base_patch16_224.augreg2_in21k_ft_in1k"
     for model_name, arch in variants.items():
-        register_variant(model_name, build_vit, description=f"timm {model_name}", **timm, **arch)
+        register_variant(model_name, build_vit, description=f"timm {model_name}", pretrained=tags.get(model_name),
+                         **timm, **arch)
 
     # Small-image ViTs: 4x4 patches on 32x32 give an 8x8 grid (parameters at 10 classes).
     cifar = {

@@ -69,7 +69,7 @@ def train(config: TrainConfig | None = None, **overrides: Any) -> TrainResult:
     steps = cfg.steps_per_epoch or math.ceil(train_data.num_examples / global_batch)
     with scope:
         model = create_model(cfg.model, num_classes=train_data.num_classes, input_shape=(*image_size, 3),
-                             weights=cfg.weights)
+                             weights=cfg.weights, pretrained=cfg.pretrained)
         if cfg.freeze:
             freeze(model, until=cfg.freeze)
         lr = cfg.lr * replicas  # linear scaling rule: cfg.lr is the rate for one replica's batch

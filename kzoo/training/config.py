@@ -50,6 +50,7 @@ class TrainConfig:
     jit_compile: bool = True  # XLA: 1.7x faster than graph mode for the CIFAR ViT on this CPU (docs/decisions.md)
     distribute: str | None = None
     weights: str | None = None
+    pretrained: bool = False  # start from the model's default checkpoint
     freeze: str | None = None
     early_stopping: int | None = None  # patience in epochs
     monitor: str = "val_accuracy"

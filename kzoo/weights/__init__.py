@@ -1,4 +1,12 @@
-"""Loading weights into kzoo models: Keras files now; hub and foreign layouts later."""
+"""Loading weights into kzoo models: Keras files, safetensors state dicts from timm / torchvision /
+transformers, and `hf-hub:` repositories.
+
+    load_weights(model, "best.keras")                      # or .weights.h5
+    load_weights(model, "resnet50.safetensors")            # torchvision or timm layout, detected
+    load_weights(model, "hf-hub:timm/resnet50.tv_in1k")    # downloaded into the HF cache
+
+Pickled checkpoints (.pth/.pt/.bin/.ckpt) are refused with the command that converts them.
+"""
 
 from __future__ import annotations
 
@@ -7,20 +15,82 @@ import os
 import keras
 
 from kzoo.errors import KzooError
+from kzoo.weights.preprocessing import (
+    Preprocessing,
+    apply_preprocessing,
+    get_preprocessing,
+    reset_compiled_functions,
+    save_preprocessing,
+)
+from kzoo.weights.safetensors_io import PICKLE_SUFFIXES, StateDict, refuse_pickle
+
+__all__ = [
+    "Preprocessing",
+    "get_preprocessing",
+    "load_safetensors",
+    "load_weights",
+    "resolve_pretrained",
+    "save_preprocessing",
+]
+
+def resolve_pretrained(entry) -> str:
+    """The default checkpoint of a registry entry (or model name), set where the variant is
+    registered; a name without one raises a one-line `KzooError`.
+
+    Example:
+        >>> resolve_pretrained("resnet50")
+        'hf-hub:timm/resnet50.tv_in1k'
+    """
+    if isinstance(entry, str):
+        from kzoo.registry import get_entry
+
+        entry = get_entry(entry)
+    tag = entry.pretrained
+    if not tag:
+        from kzoo.registry import list_models
+
+        have = ", ".join(list_models(pretrained=True)[:6])
+        raise KzooError(
+            f"{entry.name} has no pretrained weights; pass weights=PATH or weights='hf-hub:owner/name' "
+            f"(models with defaults: {have}, ...)"
+        )
+    return tag
 
 
-def load_weights(model: keras.Model, path: str) -> keras.Model:
-    """Load `path` (`.keras` or `.weights.h5`) into `model` in place and return it.
+def load_weights(model: keras.Model, path, *, preprocessing: bool = True) -> keras.Model:
+    """Load weights into `model` in place and return it.
 
-    A file whose layers do not match the model raises a one-line `KzooError` naming the file.
+    Args:
+        model: a kzoo model.
+        path: a `.keras` / `.weights.h5` file, a `.safetensors` state dict (timm, torchvision or
+            transformers layout, detected from its key names) or `hf-hub:owner/name[@revision]`.
+        preprocessing: for hub checkpoints (or a local `.safetensors` with a `config.json` /
+            `preprocessor_config.json` beside it), set the model's `ImageNormalization` to the
+            checkpoint's mean/std and record input size, interpolation and crop fraction as
+            `model.kzoo_preprocessing`.
+
+    A mismatching file raises a one-line `KzooError` naming the first layer and both shapes; a
+    checkpoint with another class count loads everything but the head (a logged warning).
 
     Example:
         >>> model = kzoo.create_model("resnet18_cifar", num_classes=10)
         >>> kzoo.weights.load_weights(model, "runs/r18/best.keras")  # doctest: +SKIP
     """
     path = os.fspath(path)
+    if path.startswith("hf-hub:"):
+        from kzoo.weights.hub import fetch_checkpoint
+
+        weights, config, preprocessor = fetch_checkpoint(path)
+        return load_safetensors(model, weights, config=config, preprocessor_config=preprocessor,
+                                preprocessing=preprocessing, source=path)
+    if path.lower().endswith(PICKLE_SUFFIXES):
+        raise refuse_pickle(path)
     if not os.path.exists(path):
         raise KzooError(f"weights file not found: {path}")
+    if path.endswith(".safetensors"):
+        config, preprocessor = _sibling_configs(path)
+        return load_safetensors(model, path, config=config, preprocessor_config=preprocessor,
+                                preprocessing=preprocessing)
     if path.endswith(".keras"):
         source = keras.saving.load_model(path, compile=False, safe_mode=True)
         try:
@@ -34,7 +104,83 @@ def load_weights(model: keras.Model, path: str) -> keras.Model:
         except ValueError as err:
             raise KzooError(f"{path} does not match {model.name}: {_first_line(err)}") from None
         return model
-    raise KzooError(f"unsupported weights file {path}: expected .keras or .weights.h5")
+    raise KzooError(
+        f"unsupported weights file {path}: expected .keras, .weights.h5, .safetensors or hf-hub:owner/name"
+    )
+
+
+def load_safetensors(
+    model: keras.Model,
+    path: str,
+    config: dict | None = None,
+    preprocessor_config: dict | None = None,
+    preprocessing: bool = True,
+    source: str | None = None,
+) -> keras.Model:
+    """Port a timm / torchvision / transformers state dict stored as safetensors into `model`.
+
+    Returns the model; `model.kzoo_weights_info` says which layout was read and whether the
+    head was loaded.
+    """
+    from kzoo.weights.layouts import LAYOUT_FAMILY, Port, detect_layout, model_family
+
+    source = source or path
+    with StateDict(path) as state:
+        layout = detect_layout(list(state), source)
+        family = model_family(model)
+        if LAYOUT_FAMILY[layout] != family:
+            raise KzooError(
+                f"{source} is a {layout.replace('_', ' ')} checkpoint but {model.name} is a {family} model; "
+                f"create a {LAYOUT_FAMILY[layout]} model for it"
+            )
+        port = Port(model, state, source, layout)
+        if layout == "timm_vit":
+            from kzoo.weights.timm_vit import plan_timm_vit
+
+            plan_timm_vit(port, model)
+        elif layout == "transformers_vit":
+            from kzoo.weights.transformers_vit import plan_transformers_vit
+
+            plan_transformers_vit(port, model)
+        elif layout == "resnet":
+            from kzoo.weights.resnet import plan_resnet
+
+            plan_resnet(port, model)
+        else:
+            from kzoo.weights.vgg import plan_vgg
+
+            plan_vgg(port, model, timm=layout == "timm_vgg")
+        info = port.run()
+    if layout == "transformers_vit":
+        from kzoo.weights.transformers_vit import HF_LAYER_NORM_EPS, set_layer_norm_epsilon
+
+        set_layer_norm_epsilon(model, (config or {}).get("layer_norm_eps", HF_LAYER_NORM_EPS))
+        reset_compiled_functions(model)
+    if preprocessing:
+        pre = _preprocessing_for(layout, config, preprocessor_config)
+        if pre is not None:
+            apply_preprocessing(model, pre)
+    model.kzoo_weights_info = {**info, "source": source}
+    return model
+
+
+def _preprocessing_for(layout: str, config, preprocessor_config) -> Preprocessing | None:
+    from kzoo.weights import preprocessing as pp
+
+    if layout == "transformers_vit":
+        if config is None and preprocessor_config is None:
+            return None
+        return pp.from_transformers_config(preprocessor_config, config)
+    return pp.from_timm_config(config) if config else None
+
+
+def _sibling_configs(path: str) -> tuple[dict | None, dict | None]:
+    """config.json / preprocessor_config.json in the same folder (a downloaded repository)."""
+    from kzoo.weights.hub import read_json
+
+    folder = os.path.dirname(os.path.abspath(path))
+    found = [os.path.join(folder, n) for n in ("config.json", "preprocessor_config.json")]
+    return tuple(read_json(p) if os.path.exists(p) else None for p in found)  # type: ignore[return-value]
 
 
 def _first_line(err: Exception) -> str:
