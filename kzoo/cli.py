@@ -24,6 +24,7 @@ TRAIN_HELP = {
     "warmup": "epochs of linear warmup",
     "milestones": "comma-separated epochs where multistep multiplies the rate by --gamma",
     "augment": "preset: none, basic, vit_example, strong",
+    "augment_on": "pipeline (tf.data map on the CPU) or device (inside the train step)",
     "image_size": "resize images to H[,W]; default: the model's input size",
     "val_split": "hold out this fraction of the training data for validation (0..1)",
     "mixed_precision": "compute in bfloat16 or float16 (logits stay float32)",
@@ -125,6 +126,15 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_augment_grid(args: argparse.Namespace) -> int:
+    from kzoo.augment import augment_grid
+
+    size = args.image_size * 2 if len(args.image_size) == 1 else args.image_size
+    path = augment_grid(args.data, args.augment, args.out, image_size=tuple(size), seed=args.seed)
+    print(f"wrote {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kzoo", description="Keras image-classification model zoo")
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and results")
@@ -141,6 +151,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--out", default=None, help="directory for eval JSON and confusion PNG")
     p.set_defaults(func=_cmd_eval)
+
+    p = sub.add_parser("augment-grid", help="picture of a batch before and after augmentation")
+    p.add_argument("--data", default=None, help="data source (default: bundled sample)")
+    p.add_argument("--augment", default="strong", help="preset: none, basic, vit_example, strong")
+    p.add_argument("--out", default="augment-grid.png", help="PNG to write")
+    p.add_argument("--image-size", type=_int_list, default=[32], help="H[,W] (default 32)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_augment_grid)
 
     p = sub.add_parser("models", help="list registered models")
     p.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. 'vit_*'")

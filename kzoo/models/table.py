@@ -39,6 +39,12 @@ def layer_flops(layer: keras.layers.Layer) -> int:
     if isinstance(layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.Dense)):
         kernel = layer.depthwise_kernel if isinstance(layer, keras.layers.DepthwiseConv2D) else layer.kernel
         return 2 * _spatial(layer.output.shape) * math.prod(kernel.shape)
+    if hasattr(layer, "filters") and hasattr(layer, "kernel_size") and len(layer.output.shape) == 4:
+        # Convolution-like layers of their own (ODConv): one k x k convolution per output position;
+        # the small attention branch that builds the kernel is not counted.
+        k = math.prod(layer.kernel_size) if isinstance(layer.kernel_size, (tuple, list)) else layer.kernel_size**2
+        c_in = int(layer.input.shape[-1]) // getattr(layer, "groups", 1)
+        return 2 * _spatial(layer.output.shape) * layer.filters * k * c_in
     return 0
 
 
@@ -52,16 +58,21 @@ def count_flops(model: keras.Model) -> int:
     return sum(layer_flops(layer) for layer in _sublayers(model))
 
 
+def trainable_params(model: keras.Model) -> int:
+    """Trainable parameters: the count timm and torchvision report (no BatchNorm statistics)."""
+    return sum(math.prod(w.shape) for w in model.trainable_weights)
+
+
 def model_table(names: Sequence[str]) -> str:
     """A markdown table: name, family, input, parameters, forward GFLOPs, default checkpoint."""
     from kzoo.registry import create_model, get_entry
 
-    rows = ["| model | family | input | params | GFLOPs | default checkpoint |",
+    rows = ["| model | family | input | trainable params | GFLOPs | default checkpoint |",
             "| --- | --- | --- | ---: | ---: | --- |"]
     for name in names:
         entry = get_entry(name)
         model = create_model(name)
         rows.append(f"| `{name}` | {entry.family} | {'x'.join(map(str, entry.input_shape))} "
-                    f"| {model.count_params():,} | {count_flops(model) / 1e9:.2f} | {entry.pretrained or '-'} |")
+                    f"| {trainable_params(model):,} | {count_flops(model) / 1e9:.2f} | {entry.pretrained or '-'} |")
         keras.backend.clear_session()
     return "\n".join(rows)

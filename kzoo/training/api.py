@@ -61,7 +61,8 @@ def train(config: TrainConfig | None = None, **overrides: Any) -> TrainResult:
     image_size = tuple(cfg.image_size) if cfg.image_size else entry.input_shape[:2]
     scope, replicas = distribute.setup(cfg.distribute)
     global_batch = cfg.batch_size * replicas
-    splits = _load_splits(kdata, cfg, image_size, global_batch, replicas)
+    pipeline_augment = cfg.augment if cfg.augment_on == "pipeline" else None
+    splits = _load_splits(kdata, cfg, image_size, global_batch, replicas, pipeline_augment)
     train_data = splits["train"]
 
     with open(rundir.run_file(cfg.out, "class_names"), "w") as f:  # kzoo predict/explain read it
@@ -72,17 +73,28 @@ def train(config: TrainConfig | None = None, **overrides: Any) -> TrainResult:
                              weights=cfg.weights, pretrained=cfg.pretrained)
         if cfg.freeze:
             freeze(model, until=cfg.freeze)
+        trainer = model
+        if cfg.augment_on == "device":
+            from kzoo.augment import DeviceAugmentation, get_preset
+
+            augment = get_preset(cfg.augment, num_classes=train_data.num_classes, image_size=image_size,
+                                 seed=cfg.seed)
+            trainer = DeviceAugmentation(model, augment)  # fits the wrapper, saves `model`
+            n = train_data.num_classes  # BackupAndRestore needs a built model: one symbolic-sized call
+            trainer({"images": np.zeros((2, *image_size, 3), "float32"), "labels": np.full((2, n), 1 / n, "float32")},
+                    training=True)
         lr = cfg.lr * replicas  # linear scaling rule: cfg.lr is the rate for one replica's batch
         schedule = make_schedule(cfg.schedule, lr, cfg.epochs, steps, cfg.warmup, cfg.milestones, cfg.gamma)
-        model.compile(
+        trainer.compile(
             optimizer=_optimizer(cfg, schedule, model),
             loss=_loss(cfg, train_data),
             metrics=[keras.metrics.CategoricalAccuracy(name="accuracy"),
                      keras.metrics.TopKCategoricalAccuracy(5, name="top5")],
-            jit_compile=cfg.jit_compile,
+            # XLA cannot place MirroredStrategy's per-device variables (TensorFlow's known issue).
+            jit_compile=cfg.jit_compile and cfg.distribute != "mirrored",
         )
     train_ds = train_data.dataset.repeat() if cfg.steps_per_epoch else train_data.dataset
-    model.fit(
+    trainer.fit(
         train_ds,
         validation_data=splits["val"].dataset,
         epochs=cfg.epochs,
@@ -94,17 +106,17 @@ def train(config: TrainConfig | None = None, **overrides: Any) -> TrainResult:
     return _finish(cfg, model, splits, train_data.class_names, replicas)
 
 
-def _load_splits(kdata, cfg: TrainConfig, image_size, batch_size: int, replicas: int) -> dict:
+def _load_splits(kdata, cfg: TrainConfig, image_size, batch_size: int, replicas: int, augment) -> dict:
     # Sharded batches must divide evenly across replicas: drop the last partial batch in fit().
     common = dict(image_size=image_size, batch_size=batch_size, seed=cfg.seed, data_dir=cfg.data_dir,
                   download=cfg.download, drop_remainder=replicas > 1 or None)
     if cfg.val_split:
-        train = kdata.load(cfg.data, "train", val_split=cfg.val_split, augment=cfg.augment, **common)
+        train = kdata.load(cfg.data, "train", val_split=cfg.val_split, augment=augment, **common)
         val = kdata.load(cfg.data, "val", val_split=cfg.val_split, **common)
         test = _optional_split(kdata, cfg.data, "test", common)
         return {"train": train, "val": val, "test": test or val, "select": "best",
                 "evaluated_on": "test" if test else "val"}
-    train = kdata.load(cfg.data, "train", augment=cfg.augment, **common)
+    train = kdata.load(cfg.data, "train", augment=augment, **common)
     test = _optional_split(kdata, cfg.data, "test", common)
     if test is None:
         raise KzooError(f"--data {cfg.data} has no test split to validate on; pass --val-split 0.1")

@@ -56,7 +56,8 @@ class AtomicCheckpoint(keras.callbacks.Callback):
                 return
             self.best = self.sign * value
         tmp = f"{self.path}.tmp.keras"
-        self.model.save(tmp, overwrite=True)
+        # A device-augmentation wrapper trains the model; the checkpoint is the model alone.
+        getattr(self.model, "model", self.model).save(tmp, overwrite=True)
         os.replace(tmp, self.path)
 
 

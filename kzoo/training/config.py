@@ -14,6 +14,7 @@ OPTIMIZERS = ("adamw", "sgd")
 SCHEDULES = ("cosine", "multistep", "constant")
 DISTRIBUTE = (None, "mirrored", "data-parallel")
 LOSSES = ("crossentropy", "adaptive")
+AUGMENT_ON = ("pipeline", "device")
 MIXED = (None, "bfloat16", "float16")
 
 
@@ -43,6 +44,7 @@ class TrainConfig:
     label_smoothing: float = 0.0
     loss: str = "crossentropy"
     augment: str = "basic"
+    augment_on: str = "pipeline"  # or "device": inside the train step, on the accelerator
     image_size: list[int] | None = None  # None = the model's own input size
     val_split: float | None = None
     seed: int = 0
@@ -64,6 +66,7 @@ class TrainConfig:
         _choice("schedule", self.schedule, SCHEDULES)
         _choice("distribute", self.distribute, DISTRIBUTE)
         _choice("loss", self.loss, LOSSES)
+        _choice("augment-on", self.augment_on, AUGMENT_ON)
         _choice("mixed-precision", self.mixed_precision, MIXED)
         for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:

@@ -1,0 +1,72 @@
+"""Named augmentation recipes used by training (`--augment PRESET`)."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from kzoo.errors import KzooError
+
+PRESETS = ("none", "basic", "vit_example", "strong")
+
+
+def get_preset(
+    name: str,
+    *,
+    num_classes: int,
+    image_size: tuple[int, int],
+    seed: int | None = None,
+) -> Callable[[dict], dict] | None:
+    """The augmentation for preset `name`, a layer mapping `{"images", "labels"}` batches, or None.
+
+    - `none`: no augmentation (returns None).
+    - `basic`: pad 4 (zeros, scaled with the image: `max(1, round(4 * H / 32))`) and crop back,
+      horizontal flip.
+    - `vit_example`: the Keras ViT example's set: horizontal flip, rotation factor 0.02, zoom
+      height/width factor 0.2 (its resize is the data pipeline's and its normalisation is inside
+      every kzoo model).
+    - `strong`: pad-crop + flip + RandAugment(n=2, m=9) + per image either CutMix (alpha 1.0)
+      or MixUp (alpha 0.8) with probability 1/2 each (timm's DeiT recipe). Labels come out
+      soft; label smoothing belongs to the loss.
+
+    `num_classes` is part of the signature for label-aware presets; the labels themselves must
+    be one-hot (B, num_classes). `seed` seeds the layers' generators; a per-batch `seed=` on the
+    call (as `kzoo.data.load` and `map_dataset` pass) overrides it.
+
+    The result runs in a `tf.data` map (TF backend, and the JAX backend via the TF op switch in
+    `kzoo.augment._backend`) and inside a training step (see `kzoo.augment.DeviceAugmentation`).
+
+    Example:
+        >>> aug = get_preset("basic", num_classes=10, image_size=(32, 32), seed=0)
+        >>> aug({"images": keras.ops.zeros((2, 32, 32, 3)), "labels": keras.ops.eye(10)[:2]})["images"].shape
+        (2, 32, 32, 3)
+    """
+    from kzoo.augment.base import Compose
+    from kzoo.augment.geometric import PadCrop, RandomAffine, RandomFlip
+
+    if name not in PRESETS:
+        raise KzooError(f"unknown augmentation preset {name!r}; valid: {', '.join(PRESETS)}")
+    if name == "none":
+        return None
+    height = int(image_size[0])
+    padding = max(1, round(4 * height / 32))
+    if name == "basic":
+        # The flip rides in the crop's gather (PadCrop(flip=True)): same result, one pass.
+        return Compose([PadCrop(padding, flip=True)], seed=seed, name="basic")
+    if name == "vit_example":
+        return Compose(
+            [RandomFlip("horizontal"), RandomAffine(rotation=0.02, zoom_height=0.2, zoom_width=0.2)],
+            seed=seed,
+            name="vit_example",
+        )
+    from kzoo.augment.mix import CutMix, MixUp, RandomChoice
+    from kzoo.augment.randaugment import RandAugment
+
+    return Compose(
+        [
+            PadCrop(padding, flip=True),
+            RandAugment(num_ops=2, magnitude=9),
+            RandomChoice([CutMix(alpha=1.0), MixUp(alpha=0.8)], probabilities=[0.5, 0.5]),
+        ],
+        seed=seed,
+        name="strong",
+    )
