@@ -29,10 +29,10 @@ demo: $(VENV)/.kzoo
 test: test-tf test-jax
 
 test-tf: $(VENV)/.kzoo-test
-	$(TEST_ENV) KERAS_BACKEND=tensorflow $(BIN)/python -m pytest -q tests
+	$(TEST_ENV) KERAS_BACKEND=tensorflow $(BIN)/python -m pytest -q -n 2 tests
 
 test-jax: $(VENV)/.kzoo-test
-	$(TEST_ENV) KERAS_BACKEND=jax $(BIN)/python -m pytest -q -m backend_agnostic tests
+	$(TEST_ENV) KERAS_BACKEND=jax $(BIN)/python -m pytest -q -n 2 -m backend_agnostic tests
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

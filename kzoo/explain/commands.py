@@ -1,0 +1,178 @@
+"""What `kzoo predict` and `kzoo explain` do, as functions returning data (the CLI only prints).
+
+Images are decoded with Pillow (no TensorFlow needed): any format Pillow reads (PNG, JPEG, BMP,
+...), grayscale/palette/RGBA converted to the model's channels, resized (bilinear, no crop) to the
+model's input size.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Sequence
+
+import numpy as np
+
+from kzoo.errors import KzooError
+
+
+def load_image(path: str, size: tuple[int, int] | None = None, channels: int = 3) -> np.ndarray:
+    """(H, W, channels) float32 pixels in [0, 255]; `size` = (height, width) to resize to."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            img.load()
+            mode = "L" if channels == 1 else "RGB"
+            if img.mode in ("RGBA", "LA", "P") and mode == "RGB":
+                img = img.convert("RGBA")
+                background = Image.new("RGBA", img.size, (255, 255, 255, 255))
+                img = Image.alpha_composite(background, img)
+            img = img.convert(mode)
+            if size is not None and None not in size and img.size != (size[1], size[0]):
+                img = img.resize((int(size[1]), int(size[0])), Image.BILINEAR)
+            arr = np.asarray(img, dtype="float32")
+    except FileNotFoundError:
+        raise KzooError(f"image not found: {path}") from None
+    except (UnidentifiedImageError, OSError, ValueError) as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise KzooError(f"cannot read image {path}: {reason}") from None
+    return arr[..., None] if arr.ndim == 2 else arr
+
+
+def load_images(paths: Sequence[str], model) -> np.ndarray:
+    """Decode `paths` to one (N, H, W, C) batch the size `model` takes."""
+    if not paths:
+        raise KzooError("no images given: pass one or more image files")
+    shape = model.input_shape
+    if isinstance(shape, list):
+        shape = shape[0]
+    size = tuple(shape[1:3])
+    channels = shape[3] or 3
+    if None in size:
+        size = None
+    images = [load_image(p, size, channels) for p in paths]
+    if size is None and len({im.shape for im in images}) > 1:
+        raise KzooError("the model takes any image size but the images differ in size; pass images of one size")
+    return np.stack(images)
+
+
+def read_class_names(checkpoint: str | None = None, class_names_file: str | None = None,
+                     num_classes: int | None = None) -> list[str]:
+    """`--class-names FILE` (one per line), else `class_names.json` beside the checkpoint (a JSON
+    list), else `class_names` in the run's config.json / metrics.json, else `class_0..`."""
+    names = None
+    if class_names_file is not None:
+        try:
+            with open(class_names_file, encoding="utf-8") as f:
+                names = [line.strip() for line in f if line.strip()]
+        except OSError as err:
+            raise KzooError(f"cannot read class names {class_names_file}: {err.strerror or err}") from None
+        source = class_names_file
+    elif checkpoint is not None:
+        run_dir = os.path.dirname(os.path.abspath(checkpoint))
+        for file in ("class_names.json", "config.json", "metrics.json"):
+            path = os.path.join(run_dir, file)
+            if not os.path.exists(path):
+                continue
+            try:
+                with open(path, encoding="utf-8") as f:
+                    data = json.load(f)
+            except (OSError, ValueError):
+                continue
+            if isinstance(data, dict):
+                data = data.get("class_names")
+            if isinstance(data, list) and all(isinstance(n, str) for n in data) and data:
+                names, source = data, path
+                break
+    if names is None:
+        return [f"class_{i}" for i in range(num_classes or 0)]
+    if num_classes is not None and len(names) != num_classes:
+        raise KzooError(f"{source} lists {len(names)} class names but the model predicts {num_classes} classes")
+    return names
+
+
+def _logits(outputs) -> np.ndarray:
+    from keras import ops
+
+    if isinstance(outputs, dict):
+        outputs = list(outputs.values())
+    if isinstance(outputs, (list, tuple)):
+        outputs = outputs[0]
+    return np.asarray(ops.convert_to_numpy(outputs), "float32")
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def _num_classes(model) -> int:
+    shape = model.output_shape
+    if isinstance(shape, list):
+        shape = shape[0]
+    return int(shape[-1])
+
+
+def predict_images(checkpoint: str, images: Sequence[str], top_k: int = 5,
+                   class_names_file: str | None = None, batch_size: int = 32) -> list[dict[str, Any]]:
+    """Top-k classes of each image: `[{"image", "predictions": [{"index", "name", "probability"}]}]`.
+
+    Example:
+        >>> predict_images("runs/demo/best.keras", ["cat.jpg"], top_k=3)  # doctest: +SKIP
+    """
+    from kzoo.training.api import load_checkpoint
+
+    if not isinstance(top_k, int) or top_k < 1:
+        raise KzooError(f"--top-k must be an int >= 1, got {top_k!r}")
+    model = load_checkpoint(checkpoint)
+    num_classes = _num_classes(model)
+    names = read_class_names(checkpoint, class_names_file, num_classes)
+    batch = load_images(images, model)
+    probs = np.concatenate([_softmax(_logits(model(batch[i:i + batch_size], training=False)))
+                            for i in range(0, len(batch), batch_size)])
+    k = min(top_k, num_classes)
+    results = []
+    for path, p in zip(images, probs):
+        order = np.argsort(-p)[:k]
+        results.append({"image": path, "predictions": [
+            {"index": int(i), "name": names[i], "probability": float(p[i])} for i in order]})
+    return results
+
+
+def explain_images(checkpoint: str, images: Sequence[str], out_dir: str, method: str = "gradcam",
+                   layer: str | None = None, class_names_file: str | None = None,
+                   alpha: float = 0.4, cmap: str = "jet") -> dict[str, Any]:
+    """One overlay PNG per image (`OUT/<stem>_<method>.png`) plus `OUT/grid.png`.
+
+    Returns `{"layer", "grid", "images": [{"image", "overlay", "index", "name", "probability"}]}`.
+    """
+    from PIL import Image
+
+    from kzoo.explain.cam import explain
+    from kzoo.explain.overlay import heatmap_grid, overlay
+    from kzoo.training.api import load_checkpoint
+
+    model = load_checkpoint(checkpoint)
+    names = read_class_names(checkpoint, class_names_file, _num_classes(model))
+    batch = load_images(images, model)
+    result = explain(model, batch, layer=layer, method=method)
+    probs = _softmax(result.logits)
+    os.makedirs(out_dir, exist_ok=True)
+    entries, used = [], set()
+    for i, path in enumerate(images):
+        stem = os.path.splitext(os.path.basename(path))[0] or f"image{i}"
+        name = f"{stem}_{method}.png"
+        if name in used:
+            name = f"{stem}_{i}_{method}.png"
+        used.add(name)
+        out_path = os.path.join(out_dir, name)
+        Image.fromarray(overlay(batch[i], result.heatmaps[i], alpha, cmap)).save(out_path)
+        c = int(result.class_index[i])
+        entries.append({"image": path, "overlay": out_path, "index": c, "name": names[c],
+                        "probability": float(probs[i, c])})
+    grid = heatmap_grid(batch, result.heatmaps, os.path.join(out_dir, "grid.png"),
+                        predicted=result.class_index, probabilities=probs[np.arange(len(probs)), result.class_index],
+                        class_names=names, alpha=alpha, cmap=cmap, title=f"{method} on {result.layer}")
+    return {"layer": result.layer, "grid": grid, "images": entries}
