@@ -27,6 +27,7 @@ class ModelEntry:
     config: dict[str, Any] = field(default_factory=dict)
     pretrained: str | None = None  # default checkpoint, e.g. "hf-hub:timm/resnet50.tv_in1k"
     description: str = ""
+    num_classes: int = 1000  # the default head: ImageNet's, or the dataset the model was made for
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
@@ -40,13 +41,14 @@ def register_model(
     input_shape: Sequence[int] = (224, 224, 3),
     pretrained: str | None = None,
     description: str = "",
+    num_classes: int = 1000,
     **config: Any,
 ) -> ModelEntry:
     """Register `name` as `builder(**config)`; the builder must accept
     `num_classes`, `input_shape`, `features_only` and `out_indices`."""
     if name in _REGISTRY:
         raise KzooError(f"model name {name!r} is registered twice")
-    entry = ModelEntry(name, builder, family, tuple(input_shape), dict(config), pretrained, description)
+    entry = ModelEntry(name, builder, family, tuple(input_shape), dict(config), pretrained, description, num_classes)
     _REGISTRY[name] = entry
     return entry
 
@@ -83,7 +85,7 @@ def get_entry(name: str) -> ModelEntry:
 
 def create_model(
     name: str,
-    num_classes: int = 1000,
+    num_classes: int | None = None,
     input_shape: Sequence[int] | None = None,
     weights: str | None = None,
     features_only: bool = False,
@@ -95,7 +97,8 @@ def create_model(
 
     Args:
         name: a name from `list_models()`.
-        num_classes: classifier outputs; 0 builds the network without its head.
+        num_classes: classifier outputs (default: the model's own, 1000 for ImageNet models);
+            0 builds the network without its head.
         input_shape: (height, width, channels); defaults to the model's own.
         weights: a `.keras`, `.weights.h5` or `.safetensors` file (torchvision, timm or
             transformers layout), or `"hf-hub:owner/name"`, loaded after building.
@@ -113,7 +116,7 @@ def create_model(
     entry = get_entry(name)
     config = {**entry.config, **overrides}
     model = entry.builder(
-        num_classes=num_classes,
+        num_classes=entry.num_classes if num_classes is None else num_classes,
         input_shape=tuple(input_shape) if input_shape is not None else entry.input_shape,
         features_only=features_only,
         out_indices=tuple(out_indices) if out_indices is not None else None,

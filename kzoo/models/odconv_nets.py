@@ -276,7 +276,7 @@ for _depth, _builder in ((18, odresnet18), (50, odresnet50)):
     for _kn in (1, 4):
         register_model(f"odresnet{_depth}_{_kn}x", _builder, family="odresnet", kernel_num=_kn,
                        description=f"ResNet-{_depth} with ODConv block convolutions, kernel_num={_kn}; {_PAPER}")
-register_model("odconv_gtsrb", odconv_gtsrb, family="odconv_gtsrb", input_shape=(32, 32, 3),
+register_model("odconv_gtsrb", odconv_gtsrb, family="odconv_gtsrb", input_shape=(32, 32, 3), num_classes=43,
                description="compact multi-scale + ODConv network for 32x32 traffic signs (GTSRB, 43 classes)")
-register_model("conv_gtsrb", conv_gtsrb, family="odconv_gtsrb", input_shape=(32, 32, 3),
+register_model("conv_gtsrb", conv_gtsrb, family="odconv_gtsrb", input_shape=(32, 32, 3), num_classes=43,
                description="odconv_gtsrb's plain-Conv2D twin, same widths")

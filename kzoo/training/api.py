@@ -93,6 +93,13 @@ def train(config: TrainConfig | None = None, **overrides: Any) -> TrainResult:
             # XLA cannot place MirroredStrategy's per-device variables (TensorFlow's known issue).
             jit_compile=cfg.jit_compile and cfg.distribute != "mirrored",
         )
+    callbacks = run_callbacks.standard(cfg, global_batch, resumed)
+    from kzoo.layers.odconv import ODConv2D, ODConvTemperatureScheduler
+
+    if _contains(model, ODConv2D):
+        # ODConv learns slowly (or not at all) without annealing its attention temperature from 30
+        # to 1 over the first tenth of training (measured on GTSRB; docs/decisions.md).
+        callbacks.append(ODConvTemperatureScheduler(initial=30.0, anneal_epochs=max(1, cfg.epochs // 10)))
     train_ds = train_data.dataset.repeat() if cfg.steps_per_epoch else train_data.dataset
     trainer.fit(
         train_ds,
@@ -100,10 +107,15 @@ def train(config: TrainConfig | None = None, **overrides: Any) -> TrainResult:
         epochs=cfg.epochs,
         steps_per_epoch=cfg.steps_per_epoch,
         shuffle=False,  # the tf.data pipeline shuffles (seeded) already
-        callbacks=run_callbacks.standard(cfg, global_batch, resumed),
+        callbacks=callbacks,
         verbose=1 if log.isEnabledFor(logging.INFO) else 2,
     )
     return _finish(cfg, model, splits, train_data.class_names, replicas)
+
+
+def _contains(model: keras.Model, layer_type: type) -> bool:
+    return any(isinstance(layer, layer_type) or (isinstance(layer, keras.Model) and _contains(layer, layer_type))
+               for layer in model.layers)
 
 
 def _load_splits(kdata, cfg: TrainConfig, image_size, batch_size: int, replicas: int, augment) -> dict:

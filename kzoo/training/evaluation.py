@@ -17,7 +17,8 @@ def predict_logits(model: keras.Model, batches: Iterable) -> tuple[np.ndarray, n
     """
     logits, labels = [], []
     for images, y in batches:
-        logits.append(np.asarray(model.predict_on_batch(images), dtype=np.float32))
+        # numpy in: a tf.data batch is a TensorFlow tensor, which the JAX backend cannot take.
+        logits.append(np.asarray(model.predict_on_batch(np.asarray(images)), dtype=np.float32))
         y = np.asarray(y)
         labels.append(y.argmax(-1) if y.ndim == 2 else y.astype(np.int64))
     if not logits:
