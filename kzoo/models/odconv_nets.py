@@ -23,6 +23,7 @@ from kzoo.errors import KzooError
 from kzoo.layers.multiscale import MultiScaleFusion
 from kzoo.layers.odconv import FanOutNormal, ODConv2D
 from kzoo.layers.preprocess import ImageNormalization
+from kzoo.models.features import resolve_out_indices
 from kzoo.registry import register_model
 
 BN = dict(momentum=0.9, epsilon=1e-5)  # PyTorch BatchNorm2d defaults
@@ -45,28 +46,10 @@ def _check_common(family: str, num_classes, input_shape, kernel_num, min_size: i
     return input_shape
 
 
-def _resolve_out_indices(out_indices, num_stages: int, name: str) -> tuple[int, ...]:
-    if out_indices is None:
-        return tuple(range(num_stages))
-    if isinstance(out_indices, int):
-        out_indices = (out_indices,)
-    resolved = []
-    for index in out_indices:
-        if isinstance(index, bool) or not isinstance(index, int) or not -num_stages <= index < num_stages:
-            raise KzooError(
-                f"out_indices: {index!r} is out of range for {name} with {num_stages} stages; "
-                f"valid are 0..{num_stages - 1} or -{num_stages}..-1"
-            )
-        resolved.append(index % num_stages)
-    if not resolved:
-        raise KzooError(f"out_indices is empty for {name}: pick at least one stage")
-    return tuple(resolved)
-
-
 def _finish(inputs, stages, num_classes, features_only, out_indices, dropout, name, head_init=None):
     """Features model, or GAP (`pool`) -> dropout -> float32 `head` (kzoo's naming conventions)."""
     if features_only:
-        indices = _resolve_out_indices(out_indices, len(stages), name)
+        indices = resolve_out_indices(out_indices, len(stages), name)
         return keras.Model(inputs, [stages[i] for i in indices], name=name)
     x = keras.layers.GlobalAveragePooling2D(name="pool")(stages[-1])
     if num_classes:
