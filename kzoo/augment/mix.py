@@ -77,8 +77,18 @@ def smooth_labels(labels, smoothing: float, F=None):
     return labels * (1.0 - smoothing) + smoothing / num_classes
 
 
+class _PairMix(BatchAugmentation):
+    """Blends each image with a partner from the same batch; subclasses say how (`mix_weights`)."""
+
+    def augment(self, F, images, labels, key):
+        labels = _check_labels(F, type(self).__name__, labels, self.num_classes)
+        weight, label_weight = self.mix_weights(F, images, key)
+        partner = _rng.permutation(F, key, 5, F.shape(images)[0])
+        return _blend_pairs(F, images, labels, partner, weight, label_weight)
+
+
 @keras.saving.register_keras_serializable(package="kzoo")
-class CutMix(BatchAugmentation):
+class CutMix(_PairMix):
     """CutMix (Yun et al. 2019): per image lam ~ Beta(alpha, alpha), a box of area 1 - lam
     centred uniformly at random, clipped at the border; labels weighted by the exact pasted area.
 
@@ -122,18 +132,12 @@ class CutMix(BatchAugmentation):
         area = F.cast((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]), "float32") / (height * width)
         return 1.0 - inside, 1.0 - area
 
-    def augment(self, F, images, labels, key):
-        labels = _check_labels(F, "CutMix", labels, self.num_classes)
-        weight, label_weight = self.mix_weights(F, images, key)
-        partner = _rng.permutation(F, key, 5, F.shape(images)[0])
-        return _blend_pairs(F, images, labels, partner, weight, label_weight)
-
     def get_config(self):
         return {**super().get_config(), "alpha": self.alpha, "num_classes": self.num_classes}
 
 
 @keras.saving.register_keras_serializable(package="kzoo")
-class MixUp(BatchAugmentation):
+class MixUp(_PairMix):
     """MixUp (Zhang et al. 2018) with a per-image lam ~ Beta(alpha, alpha).
 
     Example:
@@ -150,12 +154,6 @@ class MixUp(BatchAugmentation):
         """(pixel weight of the image itself (B, 1, 1, 1), label weight (B,))."""
         lam = _rng.beta(F, key, 1, (F.shape(images)[0],), self.alpha)
         return F.reshape(lam, (-1, 1, 1, 1)), lam
-
-    def augment(self, F, images, labels, key):
-        labels = _check_labels(F, "MixUp", labels, self.num_classes)
-        weight, label_weight = self.mix_weights(F, images, key)
-        partner = _rng.permutation(F, key, 5, F.shape(images)[0])
-        return _blend_pairs(F, images, labels, partner, weight, label_weight)
 
     def get_config(self):
         return {**super().get_config(), "alpha": self.alpha, "num_classes": self.num_classes}

@@ -220,6 +220,17 @@ def _resolve_augment(augment: Any, num_classes: int, image_size: tuple[int, int]
     return get_preset(augment, num_classes=num_classes, image_size=image_size, seed=seed)
 
 
+def _listed(source, split, val_split, seed, data_dir, download, num_classes, group_by, limit) -> Examples:
+    """The checked, optionally limited examples of one split (shared by `load` and `to_numpy`)."""
+    check_val_split(val_split)
+    _check_limit(limit)
+    examples = resolve(
+        source, split, val_split=val_split, seed=seed, data_dir=data_dir, download=download,
+        num_classes=num_classes, group_by=group_by,
+    )
+    return _checked(examples.limit(limit, seed), num_classes, split)
+
+
 def load(
     source: Source = None,
     split: str = "train",
@@ -270,13 +281,7 @@ def load(
         (10, ['airplane', 'automobile'])
     """
     size = _check_args(split, image_size, batch_size, num_classes)
-    check_val_split(val_split)
-    _check_limit(limit)
-    examples = resolve(
-        source, split, val_split=val_split, seed=seed, data_dir=data_dir, download=download,
-        num_classes=num_classes, group_by=group_by,
-    )
-    examples = _checked(examples.limit(limit, seed), num_classes, split)
+    examples = _listed(source, split, val_split, seed, data_dir, download, num_classes, group_by, limit)
     n_classes = len(examples.class_names)
     shuffle = split == "train" if shuffle is None else bool(shuffle)
     if drop_remainder is None:
@@ -336,13 +341,7 @@ def to_numpy(
         ((256, 32, 32, 3), dtype('uint8'), (256,))
     """
     size = _check_args(split, image_size, None, num_classes)
-    check_val_split(val_split)
-    _check_limit(limit)
-    examples = resolve(
-        source, split, val_split=val_split, seed=seed, data_dir=data_dir, download=download,
-        num_classes=num_classes, group_by=group_by,
-    )
-    examples = _checked(examples.limit(limit, seed), num_classes, split)
+    examples = _listed(source, split, val_split, seed, data_dir, download, num_classes, group_by, limit)
 
     from kzoo.data.pipeline import to_arrays
 
