@@ -6,7 +6,14 @@ orchestrator starts all workers, lets each build its model and warm up (compilat
 first steps are excluded), then alternates them: for every repeat it asks kzoo, then a peer,
 then kzoo, then the next peer ... to time `--steps` steps; only one worker computes at a time,
 the others wait on their stdin. The table gives the median over `--repeats` of
-steps * batch / seconds, and the ratio to timm eager fp32 in the same mode.
+steps * batch / seconds, and the ratio to timm eager fp32 (or `--baseline`) in the same mode.
+
+GPU (`--preset vit_b16`, on the lent device with JAX + torch + timm, see docs/benchmarks.md):
+    KERAS_BACKEND=jax python3 benchmarks/throughput.py --preset vit_b16 --batch-size 256 \
+        --configs kzoo_jax_bf16 --peers timm_bf16_compile,timm_bf16 --baseline timm_bf16_compile \
+        --torch-python python3 --modes train,infer
+    The table then adds the share of the GPU's dense bf16 peak reached in training
+    (105.5 GFLOP per 224x224 training image).
 
 Usage (from the repository root):
     TF_CPP_MIN_LOG_LEVEL=2 .venv/bin/python benchmarks/throughput.py \
@@ -44,6 +51,7 @@ import json
 import os
 import platform
 import shlex
+import shutil
 import statistics
 import subprocess
 import sys
@@ -51,6 +59,14 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IMAGE, PATCH, DIM, DEPTH, HEADS, MLP, CLASSES = 32, 4, 128, 4, 2, 256, 10
+# --preset: the network every configuration builds, and kzoo's registry name for it.
+PRESETS = {
+    "cifar": ("vit_cifar_tiny", (32, 4, 128, 4, 2, 256, 10)),
+    "vit_b16": ("vit_base_patch16_224", (224, 16, 768, 12, 12, 3072, 1000)),
+}
+TRAIN_GFLOP_PER_IMAGE = {"vit_b16": 105.5}  # 3x the forward pass (kzoo models --table)
+# Dense bf16 tensor-core peak, TFLOP/s, from NVIDIA's data sheets (without sparsity).
+GPU_BF16_PEAK = {"H100 PCIe": 756.0, "H100 NVL": 835.0, "H100": 989.4, "H200": 989.4, "A100": 312.0}
 
 # name -> (family, backend, dtype, description)
 CONFIGS = {
@@ -61,6 +77,7 @@ CONFIGS = {
     "kzoo_jax_bf16": ("kzoo", "jax", "mixed_bfloat16", "kzoo ViT (JAX)"),
     "timm_fp32": ("timm", "torch", "float32", "timm ViT (eager)"),
     "timm_bf16": ("timm", "torch", "bf16 autocast", "timm ViT (eager)"),
+    "timm_bf16_compile": ("timm", "torch", "bf16 autocast", "timm ViT (torch.compile)"),
     "keras_hub_tf": ("keras_hub", "tensorflow", "float32", "keras-hub ViTBackbone (TF, XLA)"),
     "keras_plain_tf": ("keras_plain", "tensorflow", "float32", "plain Keras ViT, keras MHA (TF, XLA)"),
     "keras_plain_jax": ("keras_plain", "jax", "float32", "plain Keras ViT, keras MHA (JAX)"),
@@ -76,6 +93,20 @@ BASELINE = "timm_fp32"
 def _reply(obj) -> None:
     sys.__stdout__.write(json.dumps(obj) + "\n")
     sys.__stdout__.flush()
+
+
+def set_preset(name: str) -> str:
+    """Point the module-level network settings at a preset; returns kzoo's model name."""
+    global IMAGE, PATCH, DIM, DEPTH, HEADS, MLP, CLASSES
+    model_name, (IMAGE, PATCH, DIM, DEPTH, HEADS, MLP, CLASSES) = PRESETS[name]
+    return model_name
+
+
+def gpu_bf16_peak(device_name: str) -> float | None:
+    for key, peak in GPU_BF16_PEAK.items():  # most specific first (dict order)
+        if key in device_name:
+            return peak
+    return None
 
 
 def _plain_keras_vit(keras):
@@ -110,7 +141,7 @@ def _plain_keras_vit(keras):
     return keras.Model(inputs, outputs)
 
 
-def worker_keras(name: str, batch: int, warmup: int) -> None:
+def worker_keras(name: str, batch: int, warmup: int, model_name: str) -> None:
     family, backend, dtype, _ = CONFIGS[name]
     jit = not backend.endswith("-nojit")
     os.environ["KERAS_BACKEND"] = backend.split("-")[0]
@@ -123,7 +154,7 @@ def worker_keras(name: str, batch: int, warmup: int) -> None:
         sys.path.insert(0, ROOT)
         import kzoo
 
-        model = kzoo.create_model("vit_cifar_tiny", num_classes=CLASSES)
+        model = kzoo.create_model(model_name, num_classes=CLASSES)
     elif family == "keras_hub":
         import keras_hub
 
@@ -144,13 +175,18 @@ def worker_keras(name: str, batch: int, warmup: int) -> None:
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 255, (batch, IMAGE, IMAGE, 3)).astype("float32")
     y = np.eye(CLASSES, dtype="float32")[rng.integers(0, CLASSES, batch)]
+    versions = {"keras": keras.__version__, "backend": keras.backend.backend()}
     if backend.startswith("tensorflow"):
         import tensorflow as tf
 
         x, y = tf.constant(x), tf.constant(y)
+    else:  # the batch lives on the accelerator, as timm's does: no host->device copy per step
+        import jax
+
+        x, y = jax.device_put(x), jax.device_put(y)
+        versions.update(jax=jax.__version__, device=str(jax.devices()[0].device_kind))
     steps = {"train": lambda: model.train_on_batch(x, y), "infer": lambda: np.asarray(model.predict_on_batch(x))}
-    _serve(steps, warmup, params=model.count_params(),
-           versions={"keras": keras.__version__, "backend": keras.backend.backend()})
+    _serve(steps, warmup, params=model.count_params(), versions=versions)
 
 
 def worker_timm(name: str, batch: int, warmup: int) -> None:
@@ -161,22 +197,24 @@ def worker_timm(name: str, batch: int, warmup: int) -> None:
     bf16 = CONFIGS[name][2] != "float32"
     if int(os.environ.get("KZOO_BENCH_TORCH_THREADS", "0")) > 0:
         torch.set_num_threads(int(os.environ["KZOO_BENCH_TORCH_THREADS"]))
+    device = "cuda" if torch.cuda.is_available() else "cpu"
     torch.manual_seed(0)
     model = VisionTransformer(img_size=IMAGE, patch_size=PATCH, embed_dim=DIM, depth=DEPTH, num_heads=HEADS,
-                              mlp_ratio=MLP / DIM, num_classes=CLASSES)
+                              mlp_ratio=MLP / DIM, num_classes=CLASSES).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05)
     loss_fn = torch.nn.CrossEntropyLoss()
-    x = torch.randn(batch, 3, IMAGE, IMAGE)
-    y = torch.nn.functional.one_hot(torch.randint(0, CLASSES, (batch,)), CLASSES).float()
+    x = torch.randn(batch, 3, IMAGE, IMAGE, device=device)
+    y = torch.nn.functional.one_hot(torch.randint(0, CLASSES, (batch,)), CLASSES).float().to(device)
+    forward = torch.compile(model) if name.endswith("_compile") else model
 
     def ctx():
-        return torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16)
+        return torch.autocast(device, dtype=torch.bfloat16, enabled=bf16)
 
     def train():
         model.train()
         opt.zero_grad(set_to_none=True)
         with ctx():
-            loss = loss_fn(model(x), y)
+            loss = loss_fn(forward(x), y)
         loss.backward()
         opt.step()
         return loss.item()
@@ -184,10 +222,13 @@ def worker_timm(name: str, batch: int, warmup: int) -> None:
     def infer():
         model.eval()
         with torch.inference_mode(), ctx():
-            return model(x).float().sum().item()
+            return forward(x).float().sum().item()
 
+    versions = {"torch": torch.__version__, "timm": timm.__version__, "threads": torch.get_num_threads()}
+    if device == "cuda":
+        versions["device"] = torch.cuda.get_device_name()
     _serve({"train": train, "infer": infer}, warmup, params=sum(p.numel() for p in model.parameters()),
-           versions={"torch": torch.__version__, "timm": timm.__version__, "threads": torch.get_num_threads()})
+           versions=versions)
 
 
 def _serve(steps, warmup: int, **info) -> None:
@@ -205,13 +246,14 @@ def _serve(steps, warmup: int, **info) -> None:
         _reply({"seconds": time.perf_counter() - start})
 
 
-def worker_main(name: str, batch: int, warmup: int) -> None:
+def worker_main(name: str, batch: int, warmup: int, preset: str) -> None:
     sys.stdout = sys.stderr  # keep library chatter off the reply channel
+    model_name = set_preset(preset)
     try:
         if CONFIGS[name][0] == "timm":
             worker_timm(name, batch, warmup)
         else:
-            worker_keras(name, batch, warmup)
+            worker_keras(name, batch, warmup, model_name)
     except Exception as exc:  # report, let the orchestrator skip this configuration
         _reply({"error": f"{type(exc).__name__}: {exc}"})
         raise
@@ -226,8 +268,10 @@ class Worker:
     def __init__(self, name: str, python: str, args) -> None:
         self.name, self.python, self.info, self.times = name, python, None, {}
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", KZOO_BENCH_TORCH_THREADS=str(args.torch_threads))
+        # JAX grabs 75% of GPU memory at start; leave room for the torch worker on the same GPU.
+        env.setdefault("XLA_PYTHON_CLIENT_MEM_FRACTION", "0.45")
         cmd = [python, os.path.abspath(__file__), "--worker", name, "--batch-size", str(args.batch_size),
-               "--warmup", str(args.warmup)]
+               "--warmup", str(args.warmup), "--preset", args.preset]
         self.log = open(os.path.join(args.log_dir, f"{name}.log"), "w")
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log,
                                      text=True, cwd=ROOT, env=env)
@@ -259,7 +303,7 @@ class Worker:
 def python_for(name: str, args) -> str | None:
     family = CONFIGS[name][0]
     python = {"timm": args.torch_python, "keras_hub": args.keras_hub_python}.get(family, sys.executable)
-    return python if python and os.path.exists(python) else None
+    return shutil.which(python) if python else None
 
 
 def interleave(ours: list[str], peers: list[str]) -> list[str]:
@@ -293,6 +337,9 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--warmup", type=int, default=3, help="untimed steps per mode after building")
     p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--preset", choices=sorted(PRESETS), default="cifar",
+                   help="cifar: the 546,186-parameter CIFAR ViT (CPU); vit_b16: ViT-B/16 at 224x224 "
+                        "(for a GPU: timm runs on CUDA when torch sees one, JAX on its default device)")
     p.add_argument("--torch-python", default=next(
         (p for p in ("/tmp/benchenv/bin/python", "/tmp/torchenv/bin/python") if os.path.exists(p)),
         "/tmp/benchenv/bin/python"))
@@ -300,11 +347,12 @@ def main(argv=None) -> int:
                    help="torch.set_num_threads for timm workers; 0 keeps torch's default (all cores). "
                         "On a loaded machine torch's 2-thread OpenMP collapses (see README)")
     p.add_argument("--keras-hub-python", default="/tmp/khenv/bin/python")
+    p.add_argument("--baseline", default=BASELINE, help="configuration the ratio column divides by")
     p.add_argument("--log-dir", default=os.environ.get("TMPDIR", "/tmp"))
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker:
-        worker_main(args.worker, args.batch_size, args.warmup)
+        worker_main(args.worker, args.batch_size, args.warmup, args.preset)
         return 0
 
     ours = [c for c in args.configs.split(",") if c]
@@ -361,10 +409,12 @@ def main(argv=None) -> int:
         info = {k: v for k, v in w.info.items() if k not in ("ready",)}
         out.append(f"- {w.name}: {json.dumps(info)}")
     out.append("")
-    out.append("| model | mode | batch | dtype | backend | img/s median | min-max | ratio to timm eager fp32 |")
-    out.append("|---|---|---|---|---|---|---|---|")
+    gflop = TRAIN_GFLOP_PER_IMAGE.get(args.preset)
+    out.append(f"| model | mode | batch | dtype | backend | img/s median | min-max | ratio to {args.baseline} |"
+               + (" % of bf16 peak (train) |" if gflop else ""))
+    out.append("|---|---|---|---|---|---|---|---|" + ("---|" if gflop else ""))
     for mode in modes:
-        base = next((w for w in workers if w.name == BASELINE and mode in w.times), None)
+        base = next((w for w in workers if w.name == args.baseline and mode in w.times), None)
         base_med = statistics.median(base.times[mode]) if base else None
         for w in workers:
             if mode not in w.times:
@@ -372,8 +422,12 @@ def main(argv=None) -> int:
             family, backend, dtype, desc = CONFIGS[w.name]
             med = statistics.median(w.times[mode])
             ratio = f"{med / base_med:.2f}x" if base_med else "n/a"
-            out.append(f"| {desc} | {mode} | {args.batch_size} | {dtype} | {backend} | {med:.0f} | "
-                       f"{min(w.times[mode]):.0f}-{max(w.times[mode]):.0f} | {ratio} |")
+            row = (f"| {desc} | {mode} | {args.batch_size} | {dtype} | {backend} | {med:.0f} | "
+                   f"{min(w.times[mode]):.0f}-{max(w.times[mode]):.0f} | {ratio} |")
+            if gflop:
+                peak = gpu_bf16_peak(w.info.get("versions", {}).get("device", ""))
+                row += f" {100 * med * gflop / (peak * 1e3):.1f}% |" if peak and mode == "train" else " n/a |"
+            out.append(row)
     for n in notes:
         out.append(f"\nNote: {n}")
     print("\n".join(out))

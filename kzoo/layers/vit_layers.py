@@ -2,12 +2,45 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Sequence
 
 import keras
 from keras import ops
 
 from kzoo.errors import KzooError
+
+
+@functools.lru_cache(maxsize=None)
+def _fused_attention_on_gpu() -> bool:
+    """True under JAX with a GPU: cuDNN's fused (flash) attention is then worth asking for."""
+    if keras.config.backend() != "jax":
+        return False
+    try:
+        return any(d.lower().startswith(("gpu", "cuda")) for d in keras.distribution.list_devices())
+    except (RuntimeError, ValueError):
+        return False
+
+
+def even_length_attention(query, key, value, scale: float, flash_attention: bool | None = None):
+    """Attention over `(B, N, heads, head_dim)` with N padded to an even length and the pad masked.
+
+    cuDNN's fused attention refuses odd sequence lengths in training (ViT's 196 patches + class
+    token = 197), so XLA then materialises the (B, heads, N, N) softmax instead: 3.0 ms vs 1.65 ms
+    per ViT-B/16 layer (fwd+bwd, batch 256, bf16) on an H100 (docs/benchmarks.md). Padding one
+    token and masking it as a key gives the same result with the fused kernel. Used in training
+    only: for the forward pass alone XLA's unfused attention was faster (0.20 vs 0.50 ms).
+    """
+    length = query.shape[1]
+    padded = length + length % 2
+    if padded != length:
+        pad = [(0, 0), (0, padded - length), (0, 0), (0, 0)]
+        query, key, value = (ops.pad(t, pad) for t in (query, key, value))
+    keep = ops.arange(padded) < length
+    # (1, 1, N, N): measured faster with cuDNN than (B, 1, N, N), and 2x faster than (1, 1, 1, N).
+    mask = ops.broadcast_to(keep[None, None, None, :], (1, 1, padded, padded))
+    out = ops.dot_product_attention(query, key, value, mask=mask, scale=scale, flash_attention=flash_attention)
+    return out[:, :length]
 
 
 def _dense_init():
@@ -117,6 +150,8 @@ class MultiHeadSelfAttention(keras.layers.Layer):
             probs = ops.cast(ops.softmax(ops.cast(logits, "float32"), axis=-1), value.dtype)
             probs = self.dropout(probs, training=training)
             out = ops.einsum("bhqk,bkhd->bqhd", probs, value)
+        elif training and _fused_attention_on_gpu() and query.shape[1] is not None:
+            out = even_length_attention(query, key, value, scale, flash_attention=True)
         else:
             out = ops.dot_product_attention(query, key, value, scale=scale)
         out = ops.reshape(out, (batch, length, self.num_heads * self.head_dim))

@@ -17,6 +17,7 @@ from kzoo.layers import (
     TokensToGrid,
     resample_position_embedding,
 )
+from kzoo.layers.vit_layers import even_length_attention
 
 
 def _np(x):
@@ -65,6 +66,35 @@ def test_attention_uses_the_fused_kernel(monkeypatch):
     assert len(calls) == 1
     MultiHeadSelfAttention(2)(x, training=True)
     assert len(calls) == 2
+
+
+@pytest.mark.parametrize("length", [5, 6])
+def test_even_length_attention_is_exact(length):
+    # The GPU training path pads odd token counts (ViT's 197) for cuDNN and masks the pad key.
+    rng = np.random.default_rng(1)
+    q, k, v = (rng.normal(size=(2, length, 3, 8)).astype("float32") for _ in range(3))
+    out = even_length_attention(q, k, v, scale=0.35)
+    assert tuple(out.shape) == (2, length, 3, 8)
+    np.testing.assert_allclose(
+        _np(out), _np(ops.dot_product_attention(q, k, v, scale=0.35)), rtol=1e-5, atol=1e-6
+    )
+
+
+def test_attention_takes_the_padded_path_only_in_training_on_gpu(monkeypatch):
+    from kzoo.layers import vit_layers
+
+    calls = []
+    monkeypatch.setattr(vit_layers, "_fused_attention_on_gpu", lambda: True)
+    monkeypatch.setattr(
+        vit_layers, "even_length_attention",
+        lambda *a, **kw: calls.append(kw) or vit_layers.ops.dot_product_attention(*a[:3], scale=a[3]),
+    )
+    x = np.ones((1, 5, 8), "float32")
+    layer = MultiHeadSelfAttention(2)
+    layer(x, training=False)
+    assert calls == []
+    layer(x, training=True)
+    assert calls == [{"flash_attention": True}]
 
 
 def test_attention_inner_width_can_differ_from_dim():
