@@ -50,6 +50,7 @@ class DataBundle:
     drop_remainder: bool
     files: tuple[str, ...] | None = None
     skipped: tuple[str, ...] = ()
+    preprocessing: Any = None
 
     @property
     def steps_per_epoch(self) -> int:
@@ -197,11 +198,14 @@ def _checked(examples: Examples, num_classes: int | None, split: str) -> Example
 
 
 def _cache_file(
-    cache: str, examples: Examples, split: str, size: tuple[int, int], val_split: float | None, seed: int, limit: int | None
+    cache: str, examples: Examples, split: str, size: tuple[int, int], val_split: float | None, seed: int,
+    limit: int | None, resize: tuple | None = None,
 ) -> str:
     # tf.data trusts a cache file by its name alone: make the name say what was cached, so one
     # --cache path serves train, val and test (and other sizes) without mixing them up.
     what = (examples.source, split, size, val_split, seed if (val_split or limit) else None, limit, examples.num_examples)
+    if resize is not None:  # only then, so existing cache files keep their names
+        what += (resize,)
     digest = hashlib.sha1(repr(what).encode())
     if examples.paths is not None:
         digest.update("\0".join(examples.paths).encode())
@@ -248,6 +252,7 @@ def load(
     drop_remainder: bool | None = None,
     group_by: GroupBy = "auto",
     limit: int | None = None,
+    preprocessing: Any = None,
 ) -> DataBundle:
     """Load one split of a data source as a batched, prefetched tf.data pipeline.
 
@@ -270,6 +275,9 @@ def load(
         group_by: split grouping: "auto" (GTSRB tracks for a `gtsrb` tree), None,
             "gtsrb_tracks" or a callable(path) -> group key (folder sources).
         limit: keep a seeded random subset of this many examples (quick runs).
+        preprocessing: a `kzoo.weights.Preprocessing` (e.g. `get_preprocessing(model)` of a
+            pretrained model) whose interpolation and crop fraction replace the plain resize:
+            resize to image_size / crop_pct, then a centre crop of image_size.
 
     Returns:
         A `DataBundle` whose `.dataset` yields `(images float32 (B, H, W, 3) in [0, 255],
@@ -292,14 +300,17 @@ def load(
     if augment is not None and batch_size is None:
         raise KzooError("augment needs batches: pass batch_size (augmentations run on whole batches)")
     augment_fn = _resolve_augment(augment, n_classes, size, seed)
+    resize = None
+    if preprocessing is not None and not preprocessing.is_plain_resize:
+        resize = (preprocessing.interpolation, float(preprocessing.crop_pct), preprocessing.crop_mode)
     if isinstance(cache, (str, os.PathLike)):
-        cache = _cache_file(os.fspath(cache), examples, split, size, val_split, seed, limit)
+        cache = _cache_file(os.fspath(cache), examples, split, size, val_split, seed, limit, resize)
 
     from kzoo.data.pipeline import build
 
     dataset = build(
         examples, image_size=size, batch_size=batch_size, num_classes=n_classes, shuffle=shuffle,
-        seed=seed, cache=cache, augment=augment_fn, drop_remainder=bool(drop_remainder),
+        seed=seed, cache=cache, augment=augment_fn, drop_remainder=bool(drop_remainder), resize=resize,
     )
     return DataBundle(
         dataset=dataset,
@@ -313,6 +324,7 @@ def load(
         drop_remainder=bool(drop_remainder),
         files=tuple(examples.paths) if examples.paths is not None else None,
         skipped=examples.skipped,
+        preprocessing=preprocessing,
     )
 
 

@@ -60,7 +60,36 @@ def _to_rgb(tf, image):
     return tf.cond(c == 1, lambda: tf.tile(image[..., :1], [1, 1, 3]), lambda: image[..., :3])
 
 
-def _resize(tf, image, size: tuple[int, int]):
+# A checkpoint's interpolation in tf.image terms (tf has no Hamming filter: bilinear is closest).
+_TF_METHODS = {"nearest": "nearest", "bilinear": "bilinear", "bicubic": "bicubic", "lanczos": "lanczos3",
+               "box": "area", "hamming": "bilinear"}
+
+
+def _planned_resize(tf, image, size: tuple[int, int], resize: tuple[str, float, str]):
+    """`kzoo.weights.preprocessing.resize_plan` in tf ops (the image size is only known at run time)."""
+    import math
+
+    interpolation, crop_pct, crop_mode = resize
+    th, tw = size
+    sh, sw = math.floor(th / crop_pct), math.floor(tw / crop_pct)
+    if crop_mode == "center" and th == tw:
+        h, w = tf.shape(image)[0], tf.shape(image)[1]
+        ratio = tf.cast(tf.maximum(h, w), tf.float64) / tf.cast(tf.minimum(h, w), tf.float64)
+        new_long = tf.cast(tf.math.floor(sh * ratio), tf.int32)
+        rh, rw = tf.where(h <= w, sh, new_long), tf.where(h <= w, new_long, sh)
+    else:
+        rh, rw = tf.constant(sh), tf.constant(sw)
+    resized = tf.image.resize(image, tf.stack([rh, rw]), method=_TF_METHODS[interpolation], antialias=True)
+    # Python's and tf's round() both round half to even, as torchvision's centre crop does.
+    top = tf.cast(tf.round(tf.cast(rh - th, tf.float64) / 2.0), tf.int32)
+    left = tf.cast(tf.round(tf.cast(rw - tw, tf.float64) / 2.0), tf.int32)
+    cropped = resized[top : top + th, left : left + tw]
+    return tf.ensure_shape(tf.cast(tf.clip_by_value(tf.round(cropped), 0.0, 255.0), tf.uint8), [*size, 3])
+
+
+def _resize(tf, image, size: tuple[int, int], resize: tuple[str, float, str] | None = None):
+    if resize is not None:
+        return _planned_resize(tf, image, size, resize)
     if tuple(image.shape[:2]) == tuple(size):
         return image
 
@@ -76,7 +105,7 @@ def _resize(tf, image, size: tuple[int, int]):
     return tf.ensure_shape(tf.cond(same, lambda: image, resize), [*size, 3])
 
 
-def _decoder(tf, size: tuple[int, int], any_pil: bool):
+def _decoder(tf, size: tuple[int, int], any_pil: bool, resize=None):
     def decode_tf(path):
         return tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
 
@@ -90,7 +119,7 @@ def _decoder(tf, size: tuple[int, int], any_pil: bool):
         else:
             image = decode_tf(path)
         image = tf.ensure_shape(image, [None, None, 3])
-        return _resize(tf, image, size), label
+        return _resize(tf, image, size, resize), label
 
     return decode
 
@@ -100,9 +129,14 @@ def base_dataset(
     image_size: tuple[int, int],
     shuffle_seed: int | None = None,
     exact_size: bool = True,
+    resize: tuple[str, float, str] | None = None,
 ):
     """Un-batched (uint8 image at `image_size`, int64 label) in source order, or with the file
     list shuffled every epoch when `shuffle_seed` is given (file sources).
+
+    `resize` = (interpolation, crop_pct, crop_mode) resizes and centre-crops as a checkpoint's
+    preprocessing says (`kzoo.weights.preprocessing.resize_plan`); None is a plain antialiased
+    bilinear resize to `image_size`.
 
     With `exact_size`, the dataset has a known cardinality of `examples.num_examples` (Keras
     then knows the steps per epoch; unknown cardinality makes `fit` warn and lose its progress
@@ -114,7 +148,7 @@ def base_dataset(
         ds = tf.data.Dataset.from_tensor_slices((examples.paths, use_pil, examples.labels))
         if shuffle_seed is not None:
             ds = ds.shuffle(len(examples.paths), seed=shuffle_seed, reshuffle_each_iteration=True)
-        ds = ds.map(_decoder(tf, image_size, any(use_pil)), num_parallel_calls=autotune)
+        ds = ds.map(_decoder(tf, image_size, any(use_pil), resize), num_parallel_calls=autotune)
         # Files were sniffed when listed; damage deeper inside a file surfaces only here. Such an
         # image is dropped with tf's logged warning rather than ending the epoch, and the epoch
         # keeps its size by wrapping round to its first images (a repeat of an empty dataset ends).
@@ -128,7 +162,7 @@ def base_dataset(
             ds = ds.repeat().take(examples.num_examples)
 
     def prepare(image, label):
-        return _resize(tf, _to_rgb(tf, image), image_size), tf.cast(label, tf.int64)
+        return _resize(tf, _to_rgb(tf, image), image_size, resize), tf.cast(label, tf.int64)
 
     return ds.map(prepare, num_parallel_calls=autotune)
 
@@ -157,6 +191,7 @@ def build(
     cache: bool | str,
     augment: Augment | None,
     drop_remainder: bool,
+    resize: tuple[str, float, str] | None = None,
 ):
     """The full pipeline for one split; see the module docstring for the order of stages."""
     tf = tf_module()
@@ -166,7 +201,7 @@ def build(
     cached = in_memory or isinstance(cache, str)
     # Without a cache, shuffling the (cheap) file list each epoch is a full shuffle for free.
     file_shuffle = shuffle and not cached and examples.paths is not None
-    ds = base_dataset(examples, image_size, shuffle_seed=seed if file_shuffle else None)
+    ds = base_dataset(examples, image_size, shuffle_seed=seed if file_shuffle else None, resize=resize)
     if cached:
         ds = ds.cache("" if in_memory else cache)
     if shuffle and not file_shuffle:

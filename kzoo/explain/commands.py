@@ -1,8 +1,9 @@
 """What `kzoo predict` and `kzoo explain` do, as functions returning data (the CLI only prints).
 
 Images are decoded with Pillow (no TensorFlow needed): any format Pillow reads (PNG, JPEG, BMP,
-...), grayscale/palette/RGBA converted to the model's channels, resized (bilinear, no crop) to the
-model's input size.
+...), grayscale/palette/RGBA converted to the model's channels, resized to the model's input size
+the way the model's config says (`ImageNormalization`'s interpolation and crop fraction: a plain
+bilinear resize for kzoo-trained models, the checkpoint's own for pretrained ones).
 """
 
 from __future__ import annotations
@@ -16,9 +17,12 @@ import numpy as np
 from kzoo.errors import KzooError
 
 
-def load_image(path: str, size: tuple[int, int] | None = None, channels: int = 3) -> np.ndarray:
-    """(H, W, channels) float32 pixels in [0, 255]; `size` = (height, width) to resize to."""
+def load_image(path: str, size: tuple[int, int] | None = None, channels: int = 3, preprocessing=None) -> np.ndarray:
+    """(H, W, channels) float32 pixels in [0, 255]; `size` = (height, width) to resize to, as
+    `preprocessing` (a `kzoo.weights.Preprocessing`; None = plain bilinear resize) says."""
     from PIL import Image, UnidentifiedImageError
+
+    from kzoo.weights.preprocessing import pil_resize
 
     try:
         with Image.open(path) as img:
@@ -29,8 +33,10 @@ def load_image(path: str, size: tuple[int, int] | None = None, channels: int = 3
                 background = Image.new("RGBA", img.size, (255, 255, 255, 255))
                 img = Image.alpha_composite(background, img)
             img = img.convert(mode)
-            if size is not None and None not in size and img.size != (size[1], size[0]):
-                img = img.resize((int(size[1]), int(size[0])), Image.BILINEAR)
+            if size is not None and None not in size:
+                how = () if preprocessing is None else (
+                    preprocessing.interpolation, preprocessing.crop_pct, preprocessing.crop_mode)
+                img = pil_resize(img, (int(size[0]), int(size[1])), *how)
             arr = np.asarray(img, dtype="float32")
     except FileNotFoundError:
         raise KzooError(f"image not found: {path}") from None
@@ -51,7 +57,10 @@ def load_images(paths: Sequence[str], model) -> np.ndarray:
     channels = shape[3] or 3
     if None in size:
         size = None
-    images = [load_image(p, size, channels) for p in paths]
+    from kzoo.weights.preprocessing import get_preprocessing
+
+    pre = get_preprocessing(model)
+    images = [load_image(p, size, channels, pre) for p in paths]
     if size is None and len({im.shape for im in images}) > 1:
         raise KzooError("the model takes any image size but the images differ in size; pass images of one size")
     return np.stack(images)

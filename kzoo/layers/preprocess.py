@@ -9,6 +9,8 @@ from keras import ops
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "lanczos", "box", "hamming")
+CROP_MODES = ("squash", "center")
 
 
 @keras.saving.register_keras_serializable(package="kzoo")
@@ -18,6 +20,13 @@ class ImageNormalization(keras.layers.Layer):
     The statistics are configuration, not weights, so they survive `.keras` save/load,
     do not count as parameters, and a checkpoint's own preprocessing (e.g. mean=std=0.5
     for Hugging Face ViTs) is a config change.
+
+    It also records how images are to be resized *before* they reach the model, so that
+    travels with a saved model too (`kzoo eval/predict/explain` and `kzoo.data.load(...,
+    preprocessing=...)` apply it): `interpolation`, and `crop_pct`/`crop_mode` as timm defines
+    them ("center": resize to input/crop_pct, shorter side for square inputs, then a centre crop;
+    "squash": resize both sides to input/crop_pct, then a centre crop). The defaults
+    (bilinear, 1.0, "squash") are a plain resize to the input size, what kzoo's pipelines do.
 
     Example:
         >>> layer = ImageNormalization()
@@ -29,13 +38,24 @@ class ImageNormalization(keras.layers.Layer):
         self,
         mean: Sequence[float] = IMAGENET_MEAN,
         std: Sequence[float] = IMAGENET_STD,
+        interpolation: str = "bilinear",
+        crop_pct: float = 1.0,
+        crop_mode: str = "squash",
         **kwargs,
     ):
         super().__init__(**kwargs)
         if len(mean) != len(std):
             raise ValueError(f"ImageNormalization: mean has {len(mean)} values, std {len(std)}")
+        if interpolation not in INTERPOLATIONS or crop_mode not in CROP_MODES or not 0 < crop_pct <= 1:
+            raise ValueError(
+                f"ImageNormalization: interpolation {interpolation!r} (one of {INTERPOLATIONS}), "
+                f"crop_mode {crop_mode!r} (one of {CROP_MODES}), crop_pct {crop_pct} (in (0, 1])"
+            )
         self.mean = tuple(float(m) for m in mean)
         self.std = tuple(float(s) for s in std)
+        self.interpolation = interpolation
+        self.crop_pct = float(crop_pct)
+        self.crop_mode = crop_mode
 
     def call(self, images):
         # Fold the two affine steps into one multiply-add: x * scale + offset.
@@ -50,4 +70,11 @@ class ImageNormalization(keras.layers.Layer):
         return input_shape
 
     def get_config(self):
-        return {**super().get_config(), "mean": list(self.mean), "std": list(self.std)}
+        return {
+            **super().get_config(),
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "interpolation": self.interpolation,
+            "crop_pct": self.crop_pct,
+            "crop_mode": self.crop_mode,
+        }

@@ -20,6 +20,7 @@ from kzoo.training.config import TrainConfig
 from kzoo.training.evaluation import classification_report, predict_logits
 from kzoo.training.plots import plot_confusion, plot_curves
 from kzoo.training.schedules import make_schedule
+from kzoo.weights.preprocessing import get_preprocessing
 
 log = logging.getLogger("kzoo.train")
 
@@ -71,6 +72,15 @@ def train(config: TrainConfig | None = None, **overrides: Any) -> TrainResult:
     with scope:
         model = create_model(cfg.model, num_classes=train_data.num_classes, input_shape=(*image_size, 3),
                              weights=cfg.weights, pretrained=cfg.pretrained)
+    preprocessing = get_preprocessing(model)
+    if preprocessing is not None and not preprocessing.is_plain_resize:
+        # A checkpoint's resize (interpolation, crop fraction) is known only once it is loaded:
+        # re-list the splits (cheap, nothing decoded yet) so every image is resized its way.
+        log.info("resizing images as the checkpoint does: %s, crop_pct %.3f (%s)", preprocessing.interpolation,
+                 preprocessing.crop_pct, preprocessing.crop_mode)
+        splits = _load_splits(kdata, cfg, image_size, global_batch, replicas, pipeline_augment, preprocessing)
+        train_data = splits["train"]
+    with scope:
         if cfg.freeze:
             freeze(model, until=cfg.freeze)
         trainer = model
@@ -118,10 +128,11 @@ def _contains(model: keras.Model, layer_type: type) -> bool:
                for layer in model.layers)
 
 
-def _load_splits(kdata, cfg: TrainConfig, image_size, batch_size: int, replicas: int, augment) -> dict:
+def _load_splits(kdata, cfg: TrainConfig, image_size, batch_size: int, replicas: int, augment,
+                 preprocessing=None) -> dict:
     # Sharded batches must divide evenly across replicas: drop the last partial batch in fit().
     common = dict(image_size=image_size, batch_size=batch_size, seed=cfg.seed, data_dir=cfg.data_dir,
-                  download=cfg.download, drop_remainder=replicas > 1 or None)
+                  download=cfg.download, drop_remainder=replicas > 1 or None, preprocessing=preprocessing)
     if cfg.val_split:
         train = kdata.load(cfg.data, "train", val_split=cfg.val_split, augment=augment, **common)
         val = kdata.load(cfg.data, "val", val_split=cfg.val_split, **common)
@@ -175,7 +186,8 @@ def _finish(cfg: TrainConfig, model: keras.Model, splits: dict, class_names, rep
         from kzoo import data as kdata
 
         test = kdata.load(cfg.data, test.split, image_size=test.image_size, batch_size=test.batch_size,
-                          val_split=cfg.val_split, seed=cfg.seed, data_dir=cfg.data_dir, drop_remainder=False)
+                          val_split=cfg.val_split, seed=cfg.seed, data_dir=cfg.data_dir, drop_remainder=False,
+                          preprocessing=test.preprocessing)
     logits, labels = predict_logits(model, test.dataset)
     report = classification_report(logits, labels, class_names)
     history = rundir.read_history(cfg.out)
@@ -223,7 +235,8 @@ def evaluate(checkpoint: str, data: str | None = None, split: str = "test", out:
 
     model = load_checkpoint(checkpoint)
     image_size = tuple(model.input_shape[1:3])
-    bundle = kdata.load(data, split, image_size=image_size, batch_size=batch_size, data_dir=data_dir)
+    bundle = kdata.load(data, split, image_size=image_size, batch_size=batch_size, data_dir=data_dir,
+                        preprocessing=get_preprocessing(model))
     if model.output_shape[-1] != bundle.num_classes:
         raise KzooError(f"{checkpoint} predicts {model.output_shape[-1]} classes but {bundle.source} has "
                         f"{bundle.num_classes}; evaluate on the data the model was trained for")

@@ -65,9 +65,9 @@ def load_weights(model: keras.Model, path, *, preprocessing: bool = True) -> ker
         path: a `.keras` / `.weights.h5` file, a `.safetensors` state dict (timm, torchvision or
             transformers layout, detected from its key names) or `hf-hub:owner/name[@revision]`.
         preprocessing: for hub checkpoints (or a local `.safetensors` with a `config.json` /
-            `preprocessor_config.json` beside it), set the model's `ImageNormalization` to the
-            checkpoint's mean/std and record input size, interpolation and crop fraction as
-            `model.kzoo_preprocessing`.
+            `preprocessor_config.json` beside it), write the checkpoint's mean/std,
+            interpolation and crop fraction into the model's `ImageNormalization` config (saved
+            with the model; `kzoo.weights.get_preprocessing(model)` reads it back).
 
     A mismatching file raises a one-line `KzooError` naming the first layer and both shapes; a
     checkpoint with another class count loads everything but the head (a logged warning).

@@ -86,8 +86,11 @@ def fetch(repo: str, filename: str, revision: str | None = None, required: bool 
             return None
         raise _missing(repo, filename, "HF_HUB_OFFLINE is set")
     endpoint = os.environ.get("HF_ENDPOINT", "").rstrip("/") or None
+    # Read at call time (huggingface_hub binds its default at import), so a slow mirror or a
+    # loaded machine can be given longer than 10 s for the first metadata request.
+    etag_timeout = float(os.environ.get("HF_HUB_ETAG_TIMEOUT", "10"))
     try:
-        return hf_hub_download(**kwargs, endpoint=endpoint)
+        return hf_hub_download(**kwargs, endpoint=endpoint, etag_timeout=etag_timeout)
     except errors.RepositoryNotFoundError:
         raise KzooError(f"hf-hub:{repo}: no such repository on {endpoint or 'huggingface.co'} (or it is private/gated: log in with `hf auth login`)") from None
     except errors.RevisionNotFoundError:

@@ -40,5 +40,7 @@ def hf_env(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
     monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+    # The stand-in server shares 2 busy cores with the test workers: 10 s flaked once under load.
+    monkeypatch.setenv("HF_HUB_ETAG_TIMEOUT", "60")
     monkeypatch.delenv("HF_TOKEN", raising=False)
     return tmp_path / "hf-cache"

@@ -67,6 +67,8 @@ def test_download_then_cache_reuse_without_requests(hf_env, monkeypatch, tmp_pat
     model.save(path)
     loaded = keras.saving.load_model(path)
     assert tuple(loaded.get_layer("normalization").mean) == (0.5, 0.5, 0.5)
+    # ... and so do the resize settings kzoo eval/predict apply before the model.
+    assert get_preprocessing(loaded) == pre
     assert np.abs(np.asarray(loaded(ref["images"])) - ref["logits"]).max() < 1e-4
 
     # The server is gone and HF_HUB_OFFLINE=1: the cached file still loads.
@@ -82,7 +84,8 @@ def test_transformers_repo_preprocessing_and_epsilon(hf_env, monkeypatch):
         model = load_weights(build("transformers_vit", mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)), f"hf-hub:{HF_REPO}")
     assert model.get_layer("normalization").mean == (0.5, 0.5, 0.5)
     assert model.get_layer("block_1_norm2").epsilon == 1e-12
-    assert get_preprocessing(model).interpolation == "bilinear"
+    pre = get_preprocessing(model)
+    assert (pre.interpolation, pre.crop_pct, pre.crop_mode) == ("bilinear", 1.0, "squash")
     assert np.abs(np.asarray(model(ref["images"])) - ref["logits"]).max() < 1e-4
 
 
