@@ -23,3 +23,6 @@ __all__ += ["MultiScaleFusion", "ODConv2D", "ODConvTemperatureScheduler"]
 from kzoo.layers.cam import CAMHead  # noqa: E402
 
 __all__ += ["CAMHead"]
+from kzoo.layers.fusion import BranchGate, CAMGuidedPooling, WeightedBranchSum, saliency_pool  # noqa: E402
+
+__all__ += ["BranchGate", "CAMGuidedPooling", "WeightedBranchSum", "saliency_pool"]

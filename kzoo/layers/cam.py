@@ -10,6 +10,22 @@ from keras import ops
 from kzoo.errors import KzooError
 
 
+def display_map(cam, output_size: Sequence[int] | None = None, normalize: bool = True):
+    """`(B, h, w)` map -> resized to `output_size` (bilinear) and scaled per image to [0, 1].
+
+    Example:
+        >>> display_map(keras.ops.ones((1, 4, 4)), (8, 8)).shape
+        (1, 8, 8)
+    """
+    if output_size is not None:
+        cam = ops.image.resize(cam[..., None], tuple(output_size), interpolation="bilinear")[..., 0]
+    if normalize:
+        low = ops.min(cam, axis=(1, 2), keepdims=True)
+        high = ops.max(cam, axis=(1, 2), keepdims=True)
+        cam = (cam - low) / ops.maximum(high - low, 1e-7)
+    return cam
+
+
 @keras.saving.register_keras_serializable(package="kzoo")
 class CAMHead(keras.layers.Layer):
     """`(B, h, w, C)` feature map -> `[logits (B, classes), heatmap (B, H, W)]` in one pass.
@@ -89,13 +105,7 @@ class CAMHead(keras.layers.Layer):
             class_index = ops.reshape(class_index, (-1,))
         # The map is an explanation, not a training signal: no gradient flows back through it.
         cam = ops.stop_gradient(self.class_activation_map(features, self.class_weights(class_index)))
-        if self.output_size is not None:
-            cam = ops.image.resize(cam[..., None], self.output_size, interpolation="bilinear")[..., 0]
-        if self.normalize:
-            low = ops.min(cam, axis=(1, 2), keepdims=True)
-            high = ops.max(cam, axis=(1, 2), keepdims=True)
-            cam = (cam - low) / ops.maximum(high - low, 1e-7)
-        return logits, cam
+        return logits, display_map(cam, self.output_size, self.normalize)
 
     def compute_output_shape(self, input_shape):
         features_shape = input_shape[0] if isinstance(input_shape, (list, tuple)) and isinstance(input_shape[0], (list, tuple)) else input_shape

@@ -13,3 +13,7 @@ from kzoo.models.vit import ViTConfig, build_vit
 __all__ = ["ViTConfig", "build_resnet", "build_vgg", "build_vit"]
 from kzoo.models import odconv_nets  # noqa: F401,E402  (ODConv families: odresnet*, odconv_gtsrb, conv_gtsrb)
 from kzoo.models import vgg_cam  # noqa: F401,E402
+from kzoo.models import fusion  # noqa: F401,E402  (fusion_vit_b16_vgg16, fusion_tiny)
+from kzoo.models.fusion import build_fusion, freeze_branch, fusion_weights  # noqa: E402
+
+__all__ += ["build_fusion", "freeze_branch", "fusion_weights"]

@@ -6,7 +6,9 @@ Naming conventions (relied on by `kzoo.transfer` and Grad-CAM; keep them in new 
   every layer with weights inside a stage starts with `stage{k}_`, `layer{k}_`, `block{k}_` or
   `block_{i}_`;
 - the layer that turns the last feature map into one vector per image is `pool`; everything
-  after it is the classifier, whose last `Dense` is `head` (float32, absent when num_classes=0).
+  after it is the classifier, whose last `Dense` is `head` (float32, absent when num_classes=0);
+- a model made of branch sub-models (`kzoo.models.fusion`) keeps the input and stage conventions
+  inside each branch, and `pool` / `head` at the top.
 """
 
 from __future__ import annotations

@@ -36,6 +36,9 @@ TINY = {
     "vgg": dict(depth=(8, "M", 16, 16, "M"), fc_units=16),
     "resnet": dict(width=8, layers=(1, 1)),
     "odconv_gtsrb": dict(widths=(8, 8, 16, 16)),
+    # Fused models: both branches shrunk (each keeps its registered family options), small projections.
+    "fusion": dict(vit_options=dict(dim=16, depth=1, heads=2, mlp_dim=32, patch_size=8),
+                   cnn_options=dict(depth=(8, "M", 16, "M")), dim=16),
 }
 
 
@@ -77,7 +80,6 @@ def test_registered_size_structure(name):
         model = kzoo.create_model(name)
         features = kzoo.create_model(name, features_only=True)
     assert model.input_shape == (None, *entry.input_shape)
-    assert isinstance(model.layers[1], ImageNormalization)
     # Logits come first (a CAM model adds a heatmap output after them), float32 always.
     logits = model.outputs[0]
     assert tuple(logits.shape) == (None, entry.num_classes) and logits.dtype == "float32"
@@ -85,11 +87,15 @@ def test_registered_size_structure(name):
     if "head" in names:
         head = model.get_layer("head")
         assert isinstance(head, keras.layers.Dense) and head.dtype_policy.name == "float32"
-    stages = [n for n in names if STAGE_OUTPUT.match(n)]
-    assert stages, f"{name}: no stage outputs named stage{{k}} / block_{{i}}"
+    # A fused model's branches are sub-models: the input and stage conventions hold in each.
+    branches = [layer for layer in model.layers if isinstance(layer, keras.Model)] or [model]
+    for branch in branches:
+        assert isinstance(branch.layers[1], ImageNormalization), f"{name}/{branch.name}: no normalization"
+        stages = [layer.name for layer in branch.layers if STAGE_OUTPUT.match(layer.name)]
+        assert stages, f"{name}/{branch.name}: no stage outputs named stage{{k}} / block_{{i}}"
     assert features.outputs and all(len(t.shape) == 4 for t in features.outputs)
     # torch pads symmetrically: a strided window > 1 must pad explicitly, never "same".
-    for layer in model.layers:
+    for layer in [inner for branch in branches for inner in branch.layers]:
         strides = getattr(layer, "strides", None)
         window = getattr(layer, "kernel_size", None) or getattr(layer, "pool_size", None)
         if strides and window and max(strides) > 1 and max(window) > 1:
