@@ -23,7 +23,7 @@ TRAIN_HELP = {
     "lr": "peak learning rate for one replica (scaled linearly with replicas)",
     "warmup": "epochs of linear warmup",
     "milestones": "comma-separated epochs where multistep multiplies the rate by --gamma",
-    "augment": "preset: none, basic, vit_example, strong",
+    "augment": "preset: none, basic, signs, vit_example, strong",
     "augment_on": "pipeline (tf.data map on the CPU) or device (inside the train step)",
     "image_size": "resize images to H[,W]; default: the model's input size",
     "val_split": "hold out this fraction of the training data for validation (0..1)",
@@ -154,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("augment-grid", help="picture of a batch before and after augmentation")
     p.add_argument("--data", default=None, help="data source (default: bundled sample)")
-    p.add_argument("--augment", default="strong", help="preset: none, basic, vit_example, strong")
+    p.add_argument("--augment", default="strong", help="preset: none, basic, signs, vit_example, strong")
     p.add_argument("--out", default="augment-grid.png", help="PNG to write")
     p.add_argument("--image-size", type=_int_list, default=[32], help="H[,W] (default 32)")
     p.add_argument("--seed", type=int, default=0)

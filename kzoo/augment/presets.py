@@ -6,7 +6,7 @@ from typing import Callable
 
 from kzoo.errors import KzooError
 
-PRESETS = ("none", "basic", "vit_example", "strong")
+PRESETS = ("none", "basic", "signs", "vit_example", "strong")
 
 
 def get_preset(
@@ -21,6 +21,9 @@ def get_preset(
     - `none`: no augmentation (returns None).
     - `basic`: pad 4 (zeros, scaled with the image: `max(1, round(4 * H / 32))`) and crop back,
       horizontal flip.
+    - `signs`: for data where a mirror image is another class (traffic signs: "keep left" vs
+      "keep right", digits, text): pad-crop without flip, rotation up to about 10 degrees, zoom
+      0.1, brightness and contrast jitter 0.3 (GTSRB's lighting varies far more than its pose).
     - `vit_example`: the Keras ViT example's set: horizontal flip, rotation factor 0.02, zoom
       height/width factor 0.2 (its resize is the data pipeline's and its normalisation is inside
       every kzoo model).
@@ -52,6 +55,15 @@ def get_preset(
     if name == "basic":
         # The flip rides in the crop's gather (PadCrop(flip=True)): same result, one pass.
         return Compose([PadCrop(padding, flip=True)], seed=seed, name="basic")
+    if name == "signs":
+        from kzoo.augment.color import ColorJitter
+
+        return Compose(
+            [PadCrop(padding, flip=False), RandomAffine(rotation=0.03, zoom_height=0.1, zoom_width=0.1),
+             ColorJitter(brightness=0.3, contrast=0.3)],
+            seed=seed,
+            name="signs",
+        )
     if name == "vit_example":
         return Compose(
             [RandomFlip("horizontal"), RandomAffine(rotation=0.02, zoom_height=0.2, zoom_width=0.2)],

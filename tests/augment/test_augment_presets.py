@@ -9,7 +9,7 @@ from kzoo_augment_helpers import np_, one_hot, random_images, t
 from kzoo.errors import KzooError
 
 
-@pytest.mark.parametrize("name", ["basic", "vit_example", "strong"])
+@pytest.mark.parametrize("name", ["basic", "signs", "vit_example", "strong"])
 def test_presets_keep_shapes_ranges_and_label_mass(name):
     aug = A.get_preset(name, num_classes=10, image_size=(16, 16), seed=0)
     images, labels = random_images(8, 16), one_hot(np.arange(8), 10)
@@ -28,10 +28,21 @@ def test_presets_keep_shapes_ranges_and_label_mass(name):
 
 def test_preset_names():
     assert A.get_preset("none", num_classes=10, image_size=(32, 32)) is None
-    with pytest.raises(KzooError, match="valid: none, basic, vit_example, strong"):
+    with pytest.raises(KzooError, match="valid: none, basic, signs, vit_example, strong"):
         A.get_preset("stronk", num_classes=10, image_size=(32, 32))
     # Padding scales with the image: 4 px at 32, 8 px at 64.
     assert A.get_preset("basic", num_classes=10, image_size=(64, 64)).layers[0].padding == 8
+
+
+def test_signs_preset_never_mirrors():
+    # A mirrored "keep left" sign is a "keep right" sign: no flip anywhere in this preset.
+    aug = A.get_preset("signs", num_classes=43, image_size=(32, 32), seed=0)
+    assert not any(isinstance(layer, A.RandomFlip) for layer in aug.layers)
+    assert not aug.layers[0].flip
+    left_bright = np.zeros((16, 32, 32, 3), "float32")
+    left_bright[:, :, :12] = 255.0  # bright left third: a flip would move it to the right
+    out = np_(aug({"images": t(left_bright), "labels": t(one_hot(np.arange(16) % 43, 43))}, seed=3)["images"])
+    assert (out[:, :, :10].mean(axis=(1, 2, 3)) > out[:, :, -10:].mean(axis=(1, 2, 3))).all()
 
 
 def test_map_dataset_is_reproducible_and_parallel():
