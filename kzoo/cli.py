@@ -123,6 +123,8 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     for e in r["images"]:
         print(f"{e['image']}: {e['name']} ({e['probability']:.2%})  -> {e['overlay']}")
     print(f"layer {r['layer']}; grid: {r['grid']}")
+    if "local_grid" in r:
+        print(f"local-branch CAM (fused model): {r['local_grid']}")
     return 0
 
 

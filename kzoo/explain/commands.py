@@ -181,7 +181,35 @@ def explain_images(checkpoint: str, images: Sequence[str], out_dir: str, method:
         c = int(result.class_index[i])
         entries.append({"image": path, "overlay": out_path, "index": c, "name": names[c],
                         "probability": float(probs[i, c])})
+    top = probs[np.arange(len(probs)), result.class_index]
     grid = heatmap_grid(batch, result.heatmaps, os.path.join(out_dir, "grid.png"),
-                        predicted=result.class_index, probabilities=probs[np.arange(len(probs)), result.class_index],
+                        predicted=result.class_index, probabilities=top,
                         class_names=names, alpha=alpha, cmap=cmap, title=f"{method} on {result.layer}")
-    return {"layer": result.layer, "grid": grid, "images": entries}
+    report = {"layer": result.layer, "grid": grid, "images": entries}
+    local = local_branch_cam(model, batch)
+    if local is not None:  # a CAM-guided fused model: also show where its local branch pooled
+        for i, entry in enumerate(entries):
+            entry["local_cam"] = entry["overlay"][: -len(f"_{method}.png")] + "_local_cam.png"
+            Image.fromarray(overlay(batch[i], local[i], alpha, cmap)).save(entry["local_cam"])
+        report["local_grid"] = heatmap_grid(
+            batch, local, os.path.join(out_dir, "grid_local_cam.png"), predicted=result.class_index,
+            probabilities=top, class_names=names, alpha=alpha, cmap=cmap,
+            title="local branch CAM (where cam_pool pools)")
+    return report
+
+
+def local_branch_cam(model, images: np.ndarray) -> np.ndarray | None:
+    """The CAM a fused model's local branch pools with (`(N, H, W)` in [0, 1]), or None without one.
+
+    It is the second output of the model's `cam_pool` layer (`kzoo.layers.CAMGuidedPooling`),
+    computed in the same forward pass as the logits whether or not the model exposes it.
+    """
+    import keras
+
+    from kzoo.layers.fusion import CAMGuidedPooling
+
+    layer = next((lay for lay in model.layers if isinstance(lay, CAMGuidedPooling)), None)
+    if layer is None:
+        return None
+    probe = keras.Model(model.inputs, layer.output[1])
+    return np.asarray(keras.ops.convert_to_numpy(probe(images, training=False)), "float32")

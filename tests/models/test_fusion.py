@@ -177,3 +177,26 @@ def test_bad_configuration_one_line_errors():
         _one_line_error(r"vit branch 'vit_cifar_tiny': vit: image size \(30, 30\)",
                         lambda: tiny(input_shape=(30, 30, 3)))
         _one_line_error(r"no branch 'cam'; its branches: cnn, vit", lambda: freeze_branch(tiny(), "cam"))
+
+
+def test_explain_shows_local_cam_and_grad_cam(tmp_path):
+    from PIL import Image
+
+    from kzoo.explain.commands import explain_images, local_branch_cam
+
+    with_cam = tiny(return_cam=True)
+    model = keras.Model(with_cam.inputs, with_cam.outputs[0])  # same layers, logits only
+    batch = images(2)
+    # The local CAM is read from cam_pool in the logits' forward pass: equal to the exposed output.
+    np.testing.assert_allclose(local_branch_cam(model, batch), with_cam.predict(batch, verbose=0)[1], atol=1e-5)
+    assert local_branch_cam(kzoo.create_model("vgg11_bn_cam_cifar", num_classes=3), batch) is None
+
+    checkpoint = tmp_path / "fused.keras"
+    model.save(checkpoint)
+    paths = []
+    for i, image in enumerate(batch.astype("uint8")):
+        paths.append(str(tmp_path / f"img{i}.png"))
+        Image.fromarray(image).save(paths[-1])
+    report = explain_images(str(checkpoint), paths, str(tmp_path / "out"))
+    assert pathlib.Path(report["grid"]).is_file() and pathlib.Path(report["local_grid"]).is_file()
+    assert all(pathlib.Path(e["local_cam"]).is_file() and pathlib.Path(e["overlay"]).is_file() for e in report["images"])
