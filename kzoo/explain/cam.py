@@ -2,8 +2,9 @@
 
 Structure follows pytorch-grad-cam: `BaseCAM` runs one forward/backward pass over the whole
 batch and hands the target layer's activations and gradients to `weights()`, which each method
-overrides in a few lines. Everything is `keras.ops`/numpy except `_value_and_grad`, the one
-place with a branch per backend (a gradient needs the backend's autodiff).
+overrides in a few lines. Everything is `keras.ops`/numpy except the gradient itself
+(`_value_and_grad`: a `tf.GradientTape` under TensorFlow) and `_jax_pass` (one compiled
+`jax.value_and_grad` per model and layer under JAX): a gradient needs the backend's autodiff.
 
 Forward path: the model's graph is re-run layer by layer (`Functional._run_through_graph`),
 descending into nested sub-models, so the target layer's output and the final logits come
@@ -15,6 +16,7 @@ which is exactly d(score)/d(activation) for any graph, skip connections included
 from __future__ import annotations
 
 import math
+import weakref
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -268,7 +270,11 @@ def _value_and_grad(fn: Callable, x) -> tuple[Any, Any, Any]:
         import tensorflow as tf
 
         x = tf.convert_to_tensor(x)
-        with tf.GradientTape() as tape:
+        # Only `x` is watched: by default the tape also records every op that reads a trainable
+        # variable, and its backward then runs through the whole network (weight gradients
+        # included) although only d value / d x is asked for: 1.3x a full forward+backward for
+        # VGG16 instead of about one forward (benchmarks/explain.py, docs/benchmarks.md).
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
             tape.watch(x)
             value, aux = fn(x)
         return value, aux, tape.gradient(value, x)
@@ -285,6 +291,80 @@ def _value_and_grad(fn: Callable, x) -> tuple[Any, Any, Any]:
         (grad,) = torch.autograd.grad(value, x)
         return value, aux, grad
     raise KzooError(f"grad_cam: backend {backend!r} is not supported; use tensorflow, jax or torch")
+
+
+def _score(model, target: TargetLayer, x, given, delta):
+    """(summed logit of the explained classes, (activations, logits)); `given` < 0: predicted class."""
+    activations, logits = _forward(model, x, target, delta)
+    predicted = ops.cast(ops.argmax(ops.stop_gradient(logits), axis=-1), "int32")
+    chosen = ops.where(given >= 0, given, predicted)
+    mask = ops.one_hot(chosen, ops.shape(logits)[-1], dtype="float32")
+    return ops.sum(logits * mask), (activations, logits)
+
+
+def _zeros(model, target: TargetLayer, x):
+    """A zero tensor shaped like the target's activations for this batch (the gradient handle)."""
+    shape = _output_shape(target.layer)
+    if shape is None or any(s is None for s in shape[1:]):
+        activations, _ = _forward(model, x, target)  # dynamic shape: one extra pass
+        shape = tuple(activations.shape)
+    dtype = target.layer.output.dtype if hasattr(target.layer, "output") else "float32"
+    return ops.zeros((x.shape[0], *shape[1:]), dtype=dtype)
+
+
+def _pass(model, target: TargetLayer, images: np.ndarray, given, with_grads: bool):
+    """(activations, logits, d score / d activations or None) for a batch: one forward(+backward)."""
+    given = np.full(images.shape[0], -1, "int32") if given is None else np.asarray(given, "int32")
+    if keras.backend.backend() == "jax":
+        return _jax_pass(model, target, images, given, with_grads)
+    x = ops.convert_to_tensor(images)
+    g = ops.convert_to_tensor(given)
+    if not with_grads:
+        activations, logits = _forward(model, x, target)
+        return activations, ops.cast(logits, "float32"), None
+    _, (activations, logits), grads = _value_and_grad(
+        lambda delta: _score(model, target, x, g, delta), _zeros(model, target, x)
+    )
+    return activations, logits, grads
+
+
+# One compiled function per (model, target layer, with/without gradients): under JAX an eager
+# pass dispatches (and compiles) every op separately, which dominates for small models. The
+# model's variables are arguments (read through a StatelessScope), never baked-in constants, so
+# the cache stays right when the weights change (HeatmapCallback during training).
+_COMPILED: dict[int, dict] = {}
+
+
+def _jax_pass(model, target: TargetLayer, images, given, with_grads: bool):
+    import jax
+
+    cache = _COMPILED.get(id(model))
+    if cache is None:
+        cache = _COMPILED[id(model)] = {}
+        weakref.finalize(model, _COMPILED.pop, id(model), None)
+    key = (target.path, with_grads)
+    if key not in cache:
+        model_ref = weakref.ref(model)  # the cache must not keep the model alive
+
+        def run(values, x, given, delta):
+            model = model_ref()
+            with keras.StatelessScope(state_mapping=list(zip(model.variables, values))):
+                if delta is None:
+                    activations, logits = _forward(model, x, target)
+                    return activations, ops.cast(logits, "float32")
+                return _score(model, target, x, given, delta)
+
+        if with_grads:
+            cache[key] = jax.jit(jax.value_and_grad(run, argnums=3, has_aux=True))
+        else:
+            cache[key] = jax.jit(lambda values, x: run(values, x, None, None))
+    values = [v.value for v in model.variables]
+    x = jax.numpy.asarray(images)
+    if not with_grads:
+        activations, logits = cache[key](values, x)
+        return activations, logits, None
+    (_, (activations, logits)), grads = cache[key](values, x, jax.numpy.asarray(given), _zeros(model, target, x))
+    return activations, logits, grads
 
 
 def _to_grid(x, target: TargetLayer):
@@ -380,26 +460,11 @@ class BaseCAM:
     def compute(self, images, class_index=None) -> CAMResult:
         images = _as_images(images)
         n = images.shape[0]
-        num_classes = _num_classes(self.model)
-        given = _class_indices(class_index, n, num_classes)
-        x = ops.convert_to_tensor(images)
-
-        def score_fn(delta):
-            activations, logits = _forward(self.model, x, self.target, delta)
-            if given is None:
-                chosen = ops.argmax(ops.stop_gradient(logits), axis=-1)
-            else:
-                chosen = ops.convert_to_tensor(given)
-            mask = ops.one_hot(chosen, ops.shape(logits)[-1], dtype="float32")
-            return ops.sum(logits * mask), (activations, logits)
-
-        if self.uses_gradients:
-            _, (activations, logits), grads = _value_and_grad(score_fn, self._zeros(x))
-            grads = _to_grid(ops.cast(grads, "float32"), self.target)
-        else:
-            activations, logits = _forward(self.model, x, self.target)
-            grads = None
+        given = _class_indices(class_index, n, _num_classes(self.model))
+        activations, logits, grads = _pass(self.model, self.target, images, given, self.uses_gradients)
         activations = _to_grid(ops.cast(activations, "float32"), self.target)
+        if grads is not None:
+            grads = _to_grid(ops.cast(grads, "float32"), self.target)
         logits_np = np.asarray(ops.convert_to_numpy(logits))
         chosen = given if given is not None else logits_np.argmax(axis=-1).astype("int32")
         w = self.weights(activations, grads, chosen)
@@ -410,14 +475,6 @@ class BaseCAM:
 
     def __call__(self, images, class_index=None) -> np.ndarray:
         return self.compute(images, class_index).heatmaps
-
-    def _zeros(self, x):
-        shape = _output_shape(self.target.layer)
-        if shape is None or any(s is None for s in shape[1:]):
-            activations, _ = _forward(self.model, x, self.target)  # dynamic shape: one extra pass
-            shape = tuple(activations.shape)
-        dtype = self.target.layer.output.dtype if hasattr(self.target.layer, "output") else "float32"
-        return ops.zeros((x.shape[0], *shape[1:]), dtype=dtype)
 
 
 class GradCAM(BaseCAM):

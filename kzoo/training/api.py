@@ -17,7 +17,7 @@ from kzoo.errors import KzooError
 from kzoo.training import callbacks as run_callbacks
 from kzoo.training import distribute, rundir
 from kzoo.training.config import TrainConfig
-from kzoo.training.evaluation import classification_report, predict_logits
+from kzoo.training.evaluation import classification_report, first_output, num_classes, predict_logits
 from kzoo.training.plots import plot_confusion, plot_curves
 from kzoo.training.schedules import make_schedule
 from kzoo.weights.preprocessing import get_preprocessing
@@ -83,13 +83,14 @@ def train(config: TrainConfig | None = None, **overrides: Any) -> TrainResult:
     with scope:
         if cfg.freeze:
             freeze(model, until=cfg.freeze)
-        trainer = model
+        # Extra outputs (a CAM model's heatmap) carry no loss: fit the logits alone.
+        trainer = LogitsOnly(model) if len(model.outputs) > 1 else model
         if cfg.augment_on == "device":
             from kzoo.augment import DeviceAugmentation, get_preset
 
             augment = get_preset(cfg.augment, num_classes=train_data.num_classes, image_size=image_size,
                                  seed=cfg.seed)
-            trainer = DeviceAugmentation(model, augment)  # fits the wrapper, saves `model`
+            trainer = DeviceAugmentation(trainer, augment)  # fits the wrapper, saves `model`
             n = train_data.num_classes  # BackupAndRestore needs a built model: one symbolic-sized call
             trainer({"images": np.zeros((2, *image_size, 3), "float32"), "labels": np.full((2, n), 1 / n, "float32")},
                     training=True)
@@ -121,6 +122,25 @@ def train(config: TrainConfig | None = None, **overrides: Any) -> TrainResult:
         verbose=1 if log.isEnabledFor(logging.INFO) else 2,
     )
     return _finish(cfg, model, splits, train_data.class_names, replicas)
+
+
+class LogitsOnly(keras.Model):
+    """Training view of a model whose outputs after the first carry no loss (a CAM model's
+    `[logits, heatmap]`): `fit` sees the logits only, so the loss, the metrics and their log
+    names are those of any classifier. The view owns no weights of its own, and saving it saves
+    the whole model (a checkpoint keeps every output).
+    """
+
+    def __init__(self, model: keras.Model, **kwargs):
+        super().__init__(name=f"{model.name}_logits", **kwargs)
+        self.model = model
+        self.built = model.built
+
+    def call(self, inputs, training=None):
+        return first_output(self.model(inputs, training=training))
+
+    def save(self, *args, **kwargs):
+        return self.model.save(*args, **kwargs)
 
 
 def _contains(model: keras.Model, layer_type: type) -> bool:
@@ -237,8 +257,8 @@ def evaluate(checkpoint: str, data: str | None = None, split: str = "test", out:
     image_size = tuple(model.input_shape[1:3])
     bundle = kdata.load(data, split, image_size=image_size, batch_size=batch_size, data_dir=data_dir,
                         preprocessing=get_preprocessing(model))
-    if model.output_shape[-1] != bundle.num_classes:
-        raise KzooError(f"{checkpoint} predicts {model.output_shape[-1]} classes but {bundle.source} has "
+    if num_classes(model) != bundle.num_classes:
+        raise KzooError(f"{checkpoint} predicts {num_classes(model)} classes but {bundle.source} has "
                         f"{bundle.num_classes}; evaluate on the data the model was trained for")
     logits, labels = predict_logits(model, bundle.dataset)
     report = classification_report(logits, labels, bundle.class_names)

@@ -10,15 +10,29 @@ import numpy as np
 from kzoo.errors import KzooError
 
 
+def first_output(outputs):
+    """The logits of a model's outputs: kzoo classifiers put them first (a CAM model returns
+    `[logits, heatmap]`); a single output is returned as it is."""
+    if isinstance(outputs, dict):
+        outputs = list(outputs.values())
+    return outputs[0] if isinstance(outputs, (list, tuple)) else outputs
+
+
+def num_classes(model: keras.Model) -> int:
+    """The width of the model's logits (its first output)."""
+    return int(model.outputs[0].shape[-1])
+
+
 def predict_logits(model: keras.Model, batches: Iterable) -> tuple[np.ndarray, np.ndarray]:
     """Run `model` over `(images, labels)` batches; labels may be integer or one-hot.
 
-    Returns float32 logits (N, C) and integer labels (N,).
+    Returns float32 logits (N, C) (a model's first output if it has several) and integer labels (N,).
     """
     logits, labels = [], []
     for images, y in batches:
         # numpy in: a tf.data batch is a TensorFlow tensor, which the JAX backend cannot take.
-        logits.append(np.asarray(model.predict_on_batch(np.asarray(images)), dtype=np.float32))
+        outputs = first_output(model.predict_on_batch(np.asarray(images)))
+        logits.append(np.asarray(outputs, dtype=np.float32))
         y = np.asarray(y)
         labels.append(y.argmax(-1) if y.ndim == 2 else y.astype(np.int64))
     if not logits:

@@ -30,14 +30,9 @@ def squares(n: int, size: int = 32, square: int = 6, seed: int = 0):
     return np.clip(images, 0, 255).astype("float32"), labels, boxes
 
 
-def pointing_accuracy(raw_maps: np.ndarray, boxes: np.ndarray, image_size: int) -> float:
-    """Fraction of maps whose argmax cell (at feature resolution) overlaps the square's box."""
-    n, h, w = raw_maps.shape
-    cell_h, cell_w = image_size / h, image_size / w
-    hits = 0
-    for m, (t, l, b, r) in zip(raw_maps, boxes):
-        i, j = np.unravel_index(np.argmax(m), m.shape)
-        top, left = i * cell_h, j * cell_w
-        if top < b and top + cell_h > t and left < r and left + cell_w > l:
-            hits += 1
-    return hits / n
+def pointing_rate(heatmaps: np.ndarray, boxes: np.ndarray) -> float:
+    """Fraction of `(n, H, W)` input-resolution heatmaps whose maximum pixel lies inside the box."""
+    n, h, w = heatmaps.shape
+    rows, cols = np.unravel_index(heatmaps.reshape(n, -1).argmax(axis=1), (h, w))
+    top, left, bottom, right = boxes.T
+    return float(np.mean((rows >= top) & (rows < bottom) & (cols >= left) & (cols < right)))

@@ -99,7 +99,8 @@ def test_matches_jax_reference(kind, method):
     else:
         model, layer, tail = _vit(pool="gap"), "block_1", ["pool", "fc_norm", "head"]
     images = _images()
-    acts = keras.Model(model.inputs[0], model.get_layer(layer).output)(images)
+    # Compiled, so the reference does not dispatch (and compile) every op one by one.
+    acts = jax.jit(keras.Model(model.inputs[0], model.get_layer(layer).output))(images)
     classes = np.array([1, 0, 2, 4])
 
     def score(a):
@@ -107,7 +108,7 @@ def test_matches_jax_reference(kind, method):
             a = model.get_layer(name)(a)
         return (a * jax.nn.one_hot(classes, a.shape[-1])).sum()
 
-    a, g = np.asarray(acts), np.asarray(jax.grad(score)(acts))
+    a, g = np.asarray(acts), np.asarray(jax.jit(jax.grad(score))(acts))
     if kind == "vit":
         a, g = _to_grid(a, (8, 8), 1), _to_grid(g, (8, 8), 1)
     result = explain(model, images, class_index=classes, layer=layer, method=method)
@@ -131,6 +132,19 @@ def test_heatmaps_range_shape_and_predicted_class():
     assert result.heatmaps.min() >= 0 and result.heatmaps.max() <= 1
     np.testing.assert_array_equal(result.class_index, np.asarray(model(images)).argmax(-1))
     np.testing.assert_allclose(grad_cam(model, images[0]), result.heatmaps[:1], atol=1e-5)  # (H, W, C) works
+
+
+def test_heatmaps_follow_weight_changes():
+    # Under JAX the pass is compiled once per model and layer: the weights must be arguments of
+    # the compiled function, not constants captured at its first call (HeatmapCallback relies on it).
+    model, images = _cnn(), _images(2)
+    before = explain(model, images, class_index=[0, 1])
+    head = model.get_layer("head")
+    head.kernel.assign(-2.0 * np.asarray(head.kernel))
+    after = explain(model, images, class_index=[0, 1])
+    np.testing.assert_allclose(after.logits, np.asarray(model(images)), rtol=1e-5, atol=1e-5)
+    assert not np.allclose(after.logits, before.logits)
+    assert not np.allclose(after.raw, before.raw)
 
 
 def test_mixed_class_indices_match_single_images():
@@ -166,7 +180,7 @@ def test_vit_heatmaps_at_input_resolution():
 def _transfer_model(head="gap"):
     keras.utils.set_random_seed(3)
     backbone = kzoo.create_model("vgg11", num_classes=0, input_shape=(32, 32, 3), width_multiplier=0.125, head=head,
-                                 dropout=0.0)
+                                 dropout=0.0, fc_units=64)  # the classic head's 4096-wide layers: 30M parameters
     inputs = keras.Input((32, 32, 3))
     x = backbone(inputs)
     if head == "classic":
