@@ -51,6 +51,7 @@ class DataBundle:
     files: tuple[str, ...] | None = None
     skipped: tuple[str, ...] = ()
     preprocessing: Any = None
+    class_counts: tuple[int, ...] | None = None  # examples per class in this split, where listed
 
     @property
     def steps_per_epoch(self) -> int:
@@ -325,6 +326,8 @@ def load(
         files=tuple(examples.paths) if examples.paths is not None else None,
         skipped=examples.skipped,
         preprocessing=preprocessing,
+        class_counts=None if examples.labels is None else tuple(
+            int(c) for c in np.bincount(np.asarray(examples.labels, dtype=np.int64), minlength=n_classes)),
     )
 
 

@@ -190,7 +190,13 @@ def _loss(cfg: TrainConfig, train_data) -> keras.losses.Loss:
     if cfg.loss == "adaptive":
         from kzoo.losses import get_loss
 
-        return get_loss("adaptive", class_counts=train_data.class_counts)
+        counts = train_data.class_counts
+        if counts is None:  # a streamed source (TFDS) lists no labels: count them in one pass
+            from kzoo.losses import class_counts_from_labels
+
+            log.info("counting the training labels for the adaptive loss (one pass over the data)")
+            counts = class_counts_from_labels(train_data.dataset, train_data.num_classes)
+        return get_loss("adaptive", class_counts=counts)
     return keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=cfg.label_smoothing)
 
 

@@ -140,3 +140,27 @@ def test_augment_grid_cli_writes_a_png(toy_npz, tmp_path):
     assert "wrote" in proc.stdout and out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     proc = run_kzoo("augment-grid", "--data", toy_npz, "--augment", "nope", "--out", str(out))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and "nope" in proc.stderr
+
+
+def test_adaptive_loss_trains_with_the_split_class_counts(tmp_path, monkeypatch):
+    # Imbalanced toy data: the adaptive loss must get the training split's own class counts.
+    path = make_npz(tmp_path / "imbalanced.npz", n=96, classes=3)
+    with np.load(path) as d:
+        x, y = d["x"], d["y"]
+    keep = np.concatenate([np.flatnonzero(y == 0), np.flatnonzero(y != 0)[:12]])
+    np.savez(path, x=x[keep], y=y[keep])
+    seen = {}
+    import kzoo.losses
+
+    original = kzoo.losses.get_loss
+
+    def spy(name, **kwargs):
+        seen.update(kwargs)
+        return original(name, **kwargs)
+
+    monkeypatch.setattr(kzoo.losses, "get_loss", spy)
+    data = kzoo.data.load(path, "train", val_split=0.25, image_size=(16, 16), batch_size=16)
+    result = kzoo.train(data=path, epochs=1, out=str(tmp_path / "run"), **{**TINY, "loss": "adaptive"})
+    assert list(seen["class_counts"]) == list(data.class_counts) and sum(data.class_counts) == data.num_examples
+    assert data.class_counts[0] > 2 * max(data.class_counts[1:])
+    assert np.isfinite(result.metrics["loss"])
