@@ -72,15 +72,14 @@ def train(config: TrainConfig | None = None, **overrides: Any) -> TrainResult:
     with scope:
         model = create_model(cfg.model, num_classes=train_data.num_classes, input_shape=(*image_size, 3),
                              weights=cfg.weights, pretrained=cfg.pretrained)
-    preprocessing = get_preprocessing(model)
-    if preprocessing is not None and not preprocessing.is_plain_resize:
-        # A checkpoint's resize (interpolation, crop fraction) is known only once it is loaded:
-        # re-list the splits (cheap, nothing decoded yet) so every image is resized its way.
-        log.info("resizing images as the checkpoint does: %s, crop_pct %.3f (%s)", preprocessing.interpolation,
-                 preprocessing.crop_pct, preprocessing.crop_mode)
-        splits = _load_splits(kdata, cfg, image_size, global_batch, replicas, pipeline_augment, preprocessing)
-        train_data = splits["train"]
-    with scope:
+        preprocessing = get_preprocessing(model)
+        if preprocessing is not None and not preprocessing.is_plain_resize:
+            # A checkpoint's resize (interpolation, crop fraction) is known only once it is loaded:
+            # re-list the splits (cheap, nothing decoded yet) so every image is resized its way.
+            log.info("resizing images as the checkpoint does: %s, crop_pct %.3f (%s)",
+                     preprocessing.interpolation, preprocessing.crop_pct, preprocessing.crop_mode)
+            splits = _load_splits(kdata, cfg, image_size, global_batch, replicas, pipeline_augment, preprocessing)
+            train_data = splits["train"]
         if cfg.freeze:
             freeze(model, until=cfg.freeze)
         # Extra outputs (a CAM model's heatmap) carry no loss: fit the logits alone.
