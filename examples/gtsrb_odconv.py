@@ -7,7 +7,7 @@ mirroring, since a mirrored "keep left" is a "keep right". The table is written 
 `--out/results.md`; every run directory keeps its metrics.json, curves.png and confusion.png.
 
     .venv/bin/python examples/gtsrb_odconv.py --out runs/gtsrb \
-        --headline-epochs 12 --compare-epochs 4
+        --headline-epochs 9 --compare-epochs 3
     .venv/bin/python examples/gtsrb_odconv.py --only headline ...   # one part
 
 Runs: `headline` = odconv_gtsrb, cross-entropy, `--headline-epochs`; `compare` = odconv_gtsrb
@@ -31,7 +31,8 @@ def train(out: str, model: str, loss: str, epochs: int, args) -> dict:
     run = os.path.join(out, f"{model}-{loss}-{epochs}ep")
     cmd = [os.path.join(os.path.dirname(sys.executable), "kzoo"), "train", "--model", model, "--data", args.data,
            "--val-split", "0.1", "--epochs", str(epochs), "--batch-size", "128", "--lr", str(args.lr),
-           "--weight-decay", "0.05", "--warmup", "1", "--augment", "signs", "--loss", loss, "--out", run]
+           "--weight-decay", "0.05", "--warmup", "1", "--augment", "signs", "--loss", loss,
+           "--label-smoothing", str(args.label_smoothing if loss == "crossentropy" else 0.0), "--out", run]
     start = time.perf_counter()
     subprocess.run(cmd, check=True, cwd=ROOT)
     with open(os.path.join(run, "metrics.json")) as f:
@@ -54,9 +55,10 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data", default=DATA)
     p.add_argument("--out", default="runs/gtsrb")
-    p.add_argument("--headline-epochs", type=int, default=12)
+    p.add_argument("--headline-epochs", type=int, default=9)
     p.add_argument("--compare-epochs", type=int, default=4)
     p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--label-smoothing", type=float, default=0.1, help="cross-entropy runs only")
     p.add_argument("--only", choices=("headline", "compare"))
     args = p.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
