@@ -104,11 +104,9 @@ def read_class_names(checkpoint: str | None = None, class_names_file: str | None
 def _logits(outputs) -> np.ndarray:
     from keras import ops
 
-    if isinstance(outputs, dict):
-        outputs = list(outputs.values())
-    if isinstance(outputs, (list, tuple)):
-        outputs = outputs[0]
-    return np.asarray(ops.convert_to_numpy(outputs), "float32")
+    from kzoo.training.evaluation import first_output
+
+    return np.asarray(ops.convert_to_numpy(first_output(outputs)), "float32")
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:

@@ -17,8 +17,8 @@ from typing import Any
 
 import keras
 
-_INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "lanczos", "box", "hamming")
-_CROP_MODES = ("squash", "center")
+from kzoo.layers.preprocess import CROP_MODES, INTERPOLATIONS
+
 # transformers / PIL resample codes
 _PIL_RESAMPLE = {0: "nearest", 1: "lanczos", 2: "bilinear", 3: "bicubic", 4: "box", 5: "hamming"}
 
@@ -146,10 +146,10 @@ def apply_preprocessing(model: keras.Model, preprocessing: Preprocessing) -> ker
             continue  # e.g. a 1-channel model: leave its statistics alone
         layer.mean = tuple(float(v) for v in preprocessing.mean)
         layer.std = tuple(float(v) for v in preprocessing.std)
-        layer.interpolation = preprocessing.interpolation if preprocessing.interpolation in _INTERPOLATIONS \
+        layer.interpolation = preprocessing.interpolation if preprocessing.interpolation in INTERPOLATIONS \
             else "bicubic" if preprocessing.interpolation == "random" else "bilinear"
         layer.crop_pct = float(preprocessing.crop_pct)
-        layer.crop_mode = preprocessing.crop_mode if preprocessing.crop_mode in _CROP_MODES else "center"
+        layer.crop_mode = preprocessing.crop_mode if preprocessing.crop_mode in CROP_MODES else "center"
     reset_compiled_functions(model)
     return model
 
