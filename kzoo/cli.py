@@ -12,6 +12,7 @@ from typing import Callable, Sequence
 # TensorFlow's C++ start-up notes drown the output a person wants; warnings and errors stay.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from kzoo.augment.presets import PRESETS
 from kzoo.errors import KzooError
 from kzoo.training.config import TrainConfig
 
@@ -23,7 +24,7 @@ TRAIN_HELP = {
     "lr": "peak learning rate for one replica (scaled linearly with replicas)",
     "warmup": "epochs of linear warmup",
     "milestones": "comma-separated epochs where multistep multiplies the rate by --gamma",
-    "augment": "preset: none, basic, signs, vit_example, strong",
+    "augment": "preset: " + ", ".join(PRESETS),
     "augment_on": "pipeline (tf.data map on the CPU) or device (inside the train step)",
     "image_size": "resize images to H[,W]; default: the model's input size",
     "val_split": "hold out this fraction of the training data for validation (0..1)",
@@ -36,6 +37,18 @@ TRAIN_HELP = {
     "steps_per_epoch": "cap steps per epoch (smoke runs)",
     "jit_compile": "XLA-compile the train step",
     "download": "let TFDS download and prepare the dataset (needs internet)",
+    "optimizer": "adamw, sgd (Nesterov), lamb or lion",
+    "schedule": "cosine, onecycle, multistep or constant (after --warmup epochs of linear warmup)",
+    "clip_norm": "clip the global gradient norm to this value",
+    "ema": "keep an exponential moving average of the weights with this decay per step (e.g. 0.999); "
+           "validation, checkpoints and the test use it",
+    "layer_decay": "layer-wise lr decay for ViT fine-tuning: block i trains at lr * decay ** (depth - i)",
+    "tta": "test-time augmentation of the final test, reported beside the plain figures: flip, translate or "
+           "flip,translate",
+    "budget_minutes": "stop training after this many minutes of wall clock (data loading included); "
+                      "the lr schedule follows the clock so it still anneals",
+    "backup_steps": "also back up every N steps (a killed run resumes from the last one, mid-epoch)",
+    "recipe": "start from a named recipe (kzoo recipes); flags given beside it override it",
 }
 
 
@@ -47,11 +60,12 @@ def _int_list(text: str) -> list[int]:
 
 
 def _add_train_flags(parser: argparse.ArgumentParser) -> None:
-    """One flag per TrainConfig field, so the CLI and the Python API cannot drift apart."""
+    """One flag per TrainConfig field, so the CLI and the Python API cannot drift apart. Flags not
+    given stay out of the namespace, so a --recipe can tell its own settings from the person's."""
     for field in dataclasses.fields(TrainConfig):
         flag = "--" + field.name.replace("_", "-")
         default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
-        kwargs = {"dest": field.name, "default": default, "help": TRAIN_HELP.get(field.name)}
+        kwargs = {"dest": field.name, "default": argparse.SUPPRESS, "help": TRAIN_HELP.get(field.name)}
         if field.type == "bool":
             kwargs["action"] = argparse.BooleanOptionalAction
         elif field.name in ("milestones", "image_size"):
@@ -69,21 +83,42 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from kzoo.training.api import train
 
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    cfg = TrainConfig(**{k: v for k, v in vars(args).items() if k in fields})
-    if cfg.data is None:
+    given = {k: v for k, v in vars(args).items() if k in fields}
+    if given.get("data") is None:
         logging.getLogger("kzoo").info("no --data given: training on the CIFAR-10 sample bundled with kzoo")
-    result = train(cfg)
+    result = train(**given) if given.get("recipe") else train(TrainConfig(**given))
     m = result.metrics
-    print(f"{cfg.model}: top-1 {m['top1']:.2%}  top-5 {m['top5']:.2%}  ({m['evaluated_on']}, "
+    print(f"{m['model']}: top-1 {m['top1']:.2%}  top-5 {m['top5']:.2%}  ({m['evaluated_on']}, "
           f"{m['num_images']} images)  {m['images_per_sec'] or 0:.0f} img/s  run: {result.run_dir}")
+    if "tta" in m:
+        print(f"  with TTA ({','.join(m['tta']['modes'])}): top-1 {m['tta']['top1']:.2%}  top-5 {m['tta']['top5']:.2%}")
     return 0
+
+
+def _cmd_recipes(args: argparse.Namespace) -> int:
+    from kzoo.training.recipes import RECIPES, expand_recipe
+
+    for name in sorted(RECIPES):
+        flags = {k: v for k, v in expand_recipe(name, {}).items() if k in RECIPES[name].config or
+                 k in RECIPES[name].derived}
+        print(f"{name}\n  {RECIPES[name].description}\n  " +
+              " ".join(f"--{k.replace('_', '-')} {_flag_value(v)}" for k, v in flags.items()))
+    return 0
+
+
+def _flag_value(value) -> str:
+    return ",".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
     from kzoo.training.api import evaluate
 
-    r = evaluate(args.checkpoint, args.data, split=args.split, out=args.out, batch_size=args.batch_size)
+    r = evaluate(args.checkpoint, args.data, split=args.split, out=args.out, batch_size=args.batch_size,
+                 tta=args.tta)
     print(f"top-1 {r['top1']:.2%}  top-5 {r['top5']:.2%}  loss {r['loss']:.4f}  on {r['num_images']} images")
+    if "tta" in r:
+        t = r["tta"]
+        print(f"with TTA ({','.join(t['modes'])}): top-1 {t['top1']:.2%}  top-5 {t['top5']:.2%}  loss {t['loss']:.4f}")
     for name, acc in r["per_class_accuracy"].items():
         print(f"  {name:>20s}  {'-' if acc is None else f'{acc:.2%}'}")
     return 0
@@ -152,11 +187,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="test")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--out", default=None, help="directory for eval JSON and confusion PNG")
+    p.add_argument("--tta", default=None, help="also report test-time augmentation: flip, translate or flip,translate")
     p.set_defaults(func=_cmd_eval)
+
+    p = sub.add_parser("recipes", help="list the named training recipes (kzoo train --recipe NAME)")
+    p.set_defaults(func=_cmd_recipes)
+
+    from kzoo.training import sweep  # its flags are kzoo train's: imported here, after _add_train_flags
+
+    sweep.add_parser(sub)
 
     p = sub.add_parser("augment-grid", help="picture of a batch before and after augmentation")
     p.add_argument("--data", default=None, help="data source (default: bundled sample)")
-    p.add_argument("--augment", default="strong", help="preset: none, basic, signs, vit_example, strong")
+    p.add_argument("--augment", default="strong", help="preset: " + ", ".join(PRESETS))
     p.add_argument("--out", default="augment-grid.png", help="PNG to write")
     p.add_argument("--image-size", type=_int_list, default=[32], help="H[,W] (default 32)")
     p.add_argument("--seed", type=int, default=0)

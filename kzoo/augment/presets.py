@@ -6,7 +6,7 @@ from typing import Callable
 
 from kzoo.errors import KzooError
 
-PRESETS = ("none", "basic", "signs", "vit_example", "strong")
+PRESETS = ("none", "basic", "signs", "vit_example", "strong", "cutmix")
 
 
 def get_preset(
@@ -30,6 +30,9 @@ def get_preset(
     - `strong`: pad-crop + flip + RandAugment(n=2, m=9) + per image either CutMix (alpha 1.0)
       or MixUp (alpha 0.8) with probability 1/2 each (timm's DeiT recipe). Labels come out
       soft; label smoothing belongs to the loss.
+    - `cutmix`: pad-crop + flip, then CutMix (alpha 1.0) on every image, no other mixing: the
+      CNN-vs-Transformer recipe (examples/cnn_vs_vit.py). Boxes and mixing weights are drawn
+      per image, not once per batch; labels come out soft.
 
     `num_classes` is part of the signature for label-aware presets; the labels themselves must
     be one-hot (B, num_classes). `seed` seeds the layers' generators; a per-batch `seed=` on the
@@ -72,6 +75,9 @@ def get_preset(
         )
     from kzoo.augment.mix import CutMix, MixUp, RandomChoice
     from kzoo.augment.randaugment import RandAugment
+
+    if name == "cutmix":
+        return Compose([PadCrop(padding, flip=True), CutMix(alpha=1.0)], seed=seed, name="cutmix")
 
     return Compose(
         [

@@ -17,3 +17,4 @@ from kzoo.models import fusion  # noqa: F401,E402  (fusion_vit_b16_vgg16, fusion
 from kzoo.models.fusion import build_fusion, freeze_branch, fusion_weights  # noqa: E402
 
 __all__ += ["build_fusion", "freeze_branch", "fusion_weights"]
+from kzoo.models import matched  # noqa: F401,E402  (matched_vgg/matched_vit, vit_base_patch16_224_depth18)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import time
 from dataclasses import dataclass
@@ -18,15 +17,13 @@ from kzoo.training import callbacks as run_callbacks
 from kzoo.training import distribute, rundir
 from kzoo.training.config import TrainConfig
 from kzoo.training.evaluation import classification_report, first_output, num_classes, predict_logits
+from kzoo.training.optimizers import make_optimizer
 from kzoo.training.plots import plot_confusion, plot_curves
 from kzoo.training.schedules import make_schedule
+from kzoo.training.tta import parse_tta
 from kzoo.weights.preprocessing import get_preprocessing
 
 log = logging.getLogger("kzoo.train")
-
-# Variables that get no weight decay: biases, norm scales/offsets, position embeddings, class tokens.
-_NO_DECAY_NAMES = ("pos_embed", "position", "cls_token", "class_token")
-
 
 @dataclass
 class TrainResult:
@@ -41,7 +38,8 @@ class TrainResult:
 def train(config: TrainConfig | None = None, **overrides: Any) -> TrainResult:
     """Train a registered model on a data source with `model.fit`; write a complete run directory.
 
-    Keyword arguments are `TrainConfig` fields (the `kzoo train` flags).
+    Keyword arguments are `TrainConfig` fields (the `kzoo train` flags). With `recipe=NAME` the
+    named recipe (kzoo.training.recipes) gives the defaults and the other arguments override them.
 
     Example:
         >>> import kzoo
@@ -52,7 +50,14 @@ def train(config: TrainConfig | None = None, **overrides: Any) -> TrainResult:
     from kzoo import freeze
     from kzoo.registry import create_model, get_entry
 
-    cfg = TrainConfig(**{**(config.__dict__ if config else {}), **overrides}).validate()
+    start = time.perf_counter()  # a --budget-minutes run counts from here: data loading included
+    if config is None and overrides.get("recipe"):
+        from kzoo.training.recipes import expand_recipe
+
+        fields = expand_recipe(overrides["recipe"], {k: v for k, v in overrides.items() if k != "recipe"})
+    else:  # a TrainConfig is complete: its `recipe` only records where it came from
+        fields = {**(config.__dict__ if config else {}), **overrides}
+    cfg = TrainConfig(**fields).validate()
     entry = get_entry(cfg.model)  # unknown model fails before anything is written
     resumed = rundir.prepare(cfg)
     log.info("%s run in %s", "resuming" if resumed else "starting", cfg.out)
@@ -68,7 +73,7 @@ def train(config: TrainConfig | None = None, **overrides: Any) -> TrainResult:
 
     with open(rundir.run_file(cfg.out, "class_names"), "w") as f:  # kzoo predict/explain read it
         json.dump(list(train_data.class_names), f)
-    steps = cfg.steps_per_epoch or math.ceil(train_data.num_examples / global_batch)
+    steps = cfg.steps_per_epoch or train_data.steps_per_epoch
     with scope:
         model = create_model(cfg.model, num_classes=train_data.num_classes, input_shape=(*image_size, 3),
                              weights=cfg.weights, pretrained=cfg.pretrained)
@@ -95,8 +100,10 @@ def train(config: TrainConfig | None = None, **overrides: Any) -> TrainResult:
                     training=True)
         lr = cfg.lr * replicas  # linear scaling rule: cfg.lr is the rate for one replica's batch
         schedule = make_schedule(cfg.schedule, lr, cfg.epochs, steps, cfg.warmup, cfg.milestones, cfg.gamma)
+        # Under a time budget the rate is a variable that TimeBudget sets from the clock.
+        rate = float(keras.ops.convert_to_numpy(schedule(0))) if cfg.budget_minutes else schedule
         trainer.compile(
-            optimizer=_optimizer(cfg, schedule, model),
+            optimizer=make_optimizer(cfg, rate, model),
             loss=_loss(cfg, train_data),
             metrics=[keras.metrics.CategoricalAccuracy(name="accuracy"),
                      keras.metrics.TopKCategoricalAccuracy(5, name="top5")],
@@ -104,6 +111,10 @@ def train(config: TrainConfig | None = None, **overrides: Any) -> TrainResult:
             jit_compile=cfg.jit_compile and cfg.distribute != "mirrored",
         )
     callbacks = run_callbacks.standard(cfg, global_batch, resumed)
+    budget = None
+    if cfg.budget_minutes:
+        budget = run_callbacks.TimeBudget(cfg.budget_minutes, schedule, cfg.epochs * steps, start=start)
+        callbacks.append(budget)
     from kzoo.layers.odconv import ODConv2D, ODConvTemperatureScheduler
 
     if _contains(model, ODConv2D):
@@ -111,16 +122,18 @@ def train(config: TrainConfig | None = None, **overrides: Any) -> TrainResult:
         # to 1 over the first tenth of training (measured on GTSRB; docs/decisions.md).
         callbacks.append(ODConvTemperatureScheduler(initial=30.0, anneal_epochs=max(1, cfg.epochs // 10)))
     train_ds = train_data.dataset.repeat() if cfg.steps_per_epoch else train_data.dataset
-    trainer.fit(
-        train_ds,
-        validation_data=splits["val"].dataset,
-        epochs=cfg.epochs,
-        steps_per_epoch=cfg.steps_per_epoch,
-        shuffle=False,  # the tf.data pipeline shuffles (seeded) already
-        callbacks=callbacks,
-        verbose=1 if log.isEnabledFor(logging.INFO) else 2,
-    )
-    return _finish(cfg, model, splits, train_data.class_names, replicas)
+    fit = dict(validation_data=splits["val"].dataset, shuffle=False,  # the tf.data pipeline shuffles (seeded)
+               callbacks=callbacks, verbose=1 if log.isEnabledFor(logging.INFO) else 2)
+    epoch, done = run_callbacks.backup_position(cfg.out) if resumed else (0, 0)
+    if 0 < done < steps and epoch < cfg.epochs:
+        # The backup was taken mid-epoch: finish that epoch with exactly its missing steps, so the
+        # resumed run makes the same number of optimizer steps as an uninterrupted one.
+        log.info("resuming epoch %d at step %d of %d", epoch + 1, done + 1, steps)
+        next(c for c in callbacks if isinstance(c, run_callbacks.AtomicBackupAndRestore)).step_offset = done
+        trainer.fit(train_ds, epochs=epoch + 1, initial_epoch=epoch, steps_per_epoch=steps - done, **fit)
+    if not (budget and budget.exhausted):
+        trainer.fit(train_ds, epochs=cfg.epochs, steps_per_epoch=cfg.steps_per_epoch, **fit)
+    return _finish(cfg, model, splits, train_data.class_names, replicas, time.perf_counter() - start)
 
 
 class LogitsOnly(keras.Model):
@@ -172,19 +185,6 @@ def _optional_split(kdata, source, split: str, common: dict):
     return kdata.load(source, split, **common)
 
 
-def _optimizer(cfg: TrainConfig, schedule, model: keras.Model) -> keras.optimizers.Optimizer:
-    if cfg.optimizer == "sgd":
-        opt = keras.optimizers.SGD(schedule, momentum=cfg.momentum, nesterov=True,
-                                   weight_decay=cfg.weight_decay or None)
-    else:
-        opt = keras.optimizers.AdamW(schedule, weight_decay=cfg.weight_decay)
-    if cfg.weight_decay:
-        no_decay = [v for v in model.trainable_variables
-                    if len(v.shape) <= 1 or any(n in v.path for n in _NO_DECAY_NAMES)]
-        opt.exclude_from_weight_decay(var_list=no_decay)
-    return opt
-
-
 def _loss(cfg: TrainConfig, train_data) -> keras.losses.Loss:
     if cfg.loss == "adaptive":
         from kzoo.losses import get_loss
@@ -199,13 +199,16 @@ def _loss(cfg: TrainConfig, train_data) -> keras.losses.Loss:
     return keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=cfg.label_smoothing)
 
 
-def _finish(cfg: TrainConfig, model: keras.Model, splits: dict, class_names, replicas: int) -> TrainResult:
+def _finish(cfg: TrainConfig, model: keras.Model, splits: dict, class_names, replicas: int,
+            seconds_so_far: float) -> TrainResult:
     start = time.perf_counter()
     # The final evaluation sees every test image, so it runs undistributed (no even-split rule).
     keras.distribution.set_distribution(None)
-    best_path = rundir.run_file(cfg.out, "best")
-    if splits["select"] == "best" and os.path.exists(best_path):
-        model = keras.saving.load_model(best_path, safe_mode=True)
+    # The figures are those of the checkpoint on disk (with --ema: the averaged weights, which a
+    # fit cut short by --budget-minutes does not leave in memory).
+    path = rundir.run_file(cfg.out, "best" if splits["select"] == "best" else "last")
+    if os.path.exists(path):
+        model = keras.saving.load_model(path, safe_mode=True)
     test = splits["test"]
     if test.drop_remainder:  # the fit-time copy drops a partial batch; the final figures see every image
         from kzoo import data as kdata
@@ -213,8 +216,7 @@ def _finish(cfg: TrainConfig, model: keras.Model, splits: dict, class_names, rep
         test = kdata.load(cfg.data, test.split, image_size=test.image_size, batch_size=test.batch_size,
                           val_split=cfg.val_split, seed=cfg.seed, data_dir=cfg.data_dir, drop_remainder=False,
                           preprocessing=test.preprocessing)
-    logits, labels = predict_logits(model, test.dataset)
-    report = classification_report(logits, labels, class_names)
+    report = _report(model, test.dataset, class_names, cfg.tta)
     history = rundir.read_history(cfg.out)
     speeds = [row["images_per_sec"] for row in history if "images_per_sec" in row]
     metrics = {
@@ -231,11 +233,15 @@ def _finish(cfg: TrainConfig, model: keras.Model, splits: dict, class_names, rep
         # The first epoch includes tracing/compilation: the median of the rest is the steady speed.
         "images_per_sec": float(np.median(speeds[1:] if len(speeds) > 1 else speeds)) if speeds else None,
         "wall_time_s": float(sum(row.get("epoch_seconds", 0.0) for row in history) + time.perf_counter() - start),
+        # This call's wall clock, data loading and final evaluation included (one process, no resume).
+        "process_seconds": float(seconds_so_far + time.perf_counter() - start),
         "params": int(model.count_params()),
         "replicas": replicas,
         "global_batch": cfg.batch_size * replicas,
         "backend": keras.backend.backend(),
     }
+    if "tta" in report:
+        metrics["tta"] = report["tta"]
     plot_confusion(np.asarray(report["confusion"]), class_names, rundir.run_file(cfg.out, "confusion"),
                    title=f"{cfg.model}: top-1 {report['top1']:.1%}")
     plot_curves(history, rundir.run_file(cfg.out, "curves"), title=cfg.model)
@@ -244,14 +250,19 @@ def _finish(cfg: TrainConfig, model: keras.Model, splits: dict, class_names, rep
         json.dump(metrics, f, indent=2)
     log.info("top-1 %.2f%%, top-5 %.2f%% on %d images", 100 * metrics["top1"], 100 * metrics["top5"],
              metrics["num_images"])
+    if "tta" in metrics:
+        log.info("with test-time augmentation (%s): top-1 %.2f%%, top-5 %.2f%%", ",".join(metrics["tta"]["modes"]),
+                 100 * metrics["tta"]["top1"], 100 * metrics["tta"]["top5"])
     return TrainResult(cfg.out, metrics, model, history)
 
 
 def evaluate(checkpoint: str, data: str | None = None, split: str = "test", out: str | None = None,
-             batch_size: int = 256, data_dir: str | None = None) -> dict[str, Any]:
+             batch_size: int = 256, data_dir: str | None = None, tta: str | None = None) -> dict[str, Any]:
     """Evaluate a saved `.keras` model: top-1, top-5, per-class accuracy and a confusion-matrix PNG.
 
-    Results go to `out` (default: beside the checkpoint) as eval.json and confusion.png.
+    Results go to `out` (default: beside the checkpoint) as eval.json and confusion.png. With
+    `tta` ("flip", "translate" or both, comma-separated) the report also holds `tta`: the top-1,
+    top-5 and loss of the logits averaged over the augmented views, beside the plain figures.
 
     Example:
         >>> kzoo.evaluate("runs/demo/best.keras")["top1"]  # doctest: +SKIP
@@ -265,8 +276,7 @@ def evaluate(checkpoint: str, data: str | None = None, split: str = "test", out:
     if num_classes(model) != bundle.num_classes:
         raise KzooError(f"{checkpoint} predicts {num_classes(model)} classes but {bundle.source} has "
                         f"{bundle.num_classes}; evaluate on the data the model was trained for")
-    logits, labels = predict_logits(model, bundle.dataset)
-    report = classification_report(logits, labels, bundle.class_names)
+    report = _report(model, bundle.dataset, bundle.class_names, tta)
     out = out or os.path.dirname(os.path.abspath(checkpoint))
     os.makedirs(out, exist_ok=True)
     stem = os.path.splitext(os.path.basename(checkpoint))[0]
@@ -275,6 +285,19 @@ def evaluate(checkpoint: str, data: str | None = None, split: str = "test", out:
         json.dump(report, f, indent=2)
     plot_confusion(np.asarray(report["confusion"]), bundle.class_names,
                    os.path.join(out, f"confusion-{stem}.png"), title=f"{stem}: top-1 {report['top1']:.1%}")
+    return report
+
+
+def _report(model: keras.Model, dataset, class_names, tta: str | None) -> dict[str, Any]:
+    """classification_report of `model` on `dataset`, plus under "tta" the figures of the logits
+    averaged over the test-time views (one pass over the data gives both)."""
+    modes = parse_tta(tta)
+    if not modes:
+        return classification_report(*predict_logits(model, dataset), class_names)
+    logits, tta_logits, labels = predict_logits(model, dataset, tta=modes)
+    report = classification_report(logits, labels, class_names)
+    augmented = classification_report(tta_logits, labels, class_names)
+    report["tta"] = {"modes": modes, **{k: augmented[k] for k in ("top1", "top5", "loss")}}
     return report
 
 

@@ -1,4 +1,5 @@
-"""The callbacks every run gets, plus the two kzoo adds (throughput and learning-rate logging)."""
+"""The callbacks every run gets: throughput and learning-rate logging, atomic checkpoints and
+backups (resumable mid-epoch), the EMA weight swap, and the wall-clock budget."""
 
 from __future__ import annotations
 
@@ -62,12 +63,29 @@ class AtomicCheckpoint(keras.callbacks.Callback):
 
 
 class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
-    """`BackupAndRestore` whose files are replaced by atomic renames.
+    """`BackupAndRestore` whose files are replaced by atomic renames, and which also records how
+    many steps of the current epoch the backup holds (`steps_done`, 0 at an epoch's end), so a
+    resumed run can finish that epoch with exactly the missing steps (`backup_position`).
 
     Keras writes the backup in place, so a kill during the write leaves a corrupt file and the
     run cannot resume (seen in the kill test). Weights are renamed into place before the epoch
-    counter: a kill between the two repeats one epoch from the newer weights, never loses one.
+    counter: a kill between the two repeats steps from the newer weights, never loses one.
     """
+
+    def __init__(self, backup_dir: str, save_freq="epoch", **kwargs):
+        super().__init__(backup_dir, save_freq=save_freq, **kwargs)
+        self.step_offset = 0  # steps of this epoch done before this fit() began (a resumed epoch)
+        self._at_epoch_end = False
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._current_epoch = epoch  # Keras counts from 0 after a resume until the first epoch ends
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._at_epoch_end = True
+        super().on_epoch_end(epoch, logs)
+        if self.save_freq != "epoch":  # step-based backups also mark every epoch's end
+            self._save_model()
+        self._at_epoch_end, self.step_offset = False, 0
 
     def _save_model(self):
         os.makedirs(self.backup_dir, exist_ok=True)
@@ -75,13 +93,66 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         self.model.save_weights(tmp_weights, overwrite=True)
         os.replace(tmp_weights, self._weights_path)
         tmp_meta = f"{self._training_metadata_path}.tmp"
+        done = 0 if self._at_epoch_end else self.step_offset + self._last_batch_seen + 1
         with open(tmp_meta, "w") as f:
-            json.dump({"epoch": self._current_epoch, "batch": self._last_batch_seen}, f)
+            json.dump({"epoch": self._current_epoch, "batch": self._last_batch_seen, "steps_done": done}, f)
         os.replace(tmp_meta, self._training_metadata_path)
 
 
+def backup_position(run_dir: str) -> tuple[int, int]:
+    """(epoch, steps of that epoch done) of a run directory's backup; (0, 0) without one."""
+    path = os.path.join(rundir.run_file(run_dir, "backup"), "training_metadata.json")
+    if not os.path.exists(path):
+        return 0, 0
+    with open(path) as f:
+        meta = json.load(f)
+    return int(meta["epoch"]), int(meta.get("steps_done", 0))
+
+
+class TimeBudget(keras.callbacks.Callback):
+    """Stops `fit` once `minutes` of wall clock have passed since `start`, and makes the learning
+    rate follow the clock: at step s it is `schedule(max(s, elapsed / budget * total_steps))`, so a
+    run the budget cuts short still warms up and anneals completely.
+
+    The optimizer's learning rate must be a variable (a float), which this callback sets every
+    `every` steps or `every_seconds`, whichever comes first (under JAX each set syncs the training
+    state once).
+    """
+
+    def __init__(self, minutes: float, schedule, total_steps: int, start: float | None = None, every: int = 10,
+                 every_seconds: float = 2.0):
+        super().__init__()
+        self.seconds, self.schedule, self.total_steps = minutes * 60.0, schedule, total_steps
+        self.start, self.every, self.every_seconds = start, every, every_seconds
+        self.exhausted = False
+        self._step = None
+
+    def on_train_begin(self, logs=None):
+        self.start = self.start or time.perf_counter()
+        self._step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+        self._set_rate()
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self._step % self.every == 0 or time.perf_counter() - self._last_set >= self.every_seconds:
+            self._set_rate()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._step += 1
+        if time.perf_counter() - self.start >= self.seconds:
+            self.exhausted = self.model.stop_training = True  # Keras still validates this epoch
+
+    def _set_rate(self):
+        self._last_set = time.perf_counter()
+        progress = max(self._step, (time.perf_counter() - self.start) / self.seconds * self.total_steps)
+        rate = float(keras.ops.convert_to_numpy(self.schedule(min(progress, self.total_steps))))
+        if keras.backend.backend() == "jax" and getattr(self.model, "_jax_state", None) is not None:
+            self.model.jax_state_sync()  # else the next step's cached state would overwrite the rate
+        self.model.optimizer.learning_rate.assign(rate)
+
+
 def standard(cfg: TrainConfig, global_batch: int, resumed: bool) -> list[keras.callbacks.Callback]:
-    """Checkpoints (best by `cfg.monitor`, last), resume, CSV + TensorBoard logs, NaN guard."""
+    """Checkpoints (best by `cfg.monitor`, last), resume, CSV + TensorBoard logs, NaN guard, and
+    with `cfg.ema` the EMA weights swapped in for validation and both checkpoints."""
     out = cfg.out
     best = AtomicCheckpoint(rundir.run_file(out, "best"), monitor=cfg.monitor)
     if resumed:
@@ -92,7 +163,13 @@ def standard(cfg: TrainConfig, global_batch: int, resumed: bool) -> list[keras.c
         keras.callbacks.TerminateOnNaN(),
         # Before the CSV logger: an epoch that is in history.csv is also in the backup.
         # Kept after training so a run that died after fit() resumes into evaluation, not a rerun.
-        AtomicBackupAndRestore(rundir.run_file(out, "backup"), delete_checkpoint=False),
+        # Before the EMA swap: the backup holds the raw weights (the averages are optimizer state).
+        AtomicBackupAndRestore(rundir.run_file(out, "backup"), save_freq=cfg.backup_steps or "epoch",
+                               delete_checkpoint=False),
+    ]
+    if cfg.ema:
+        callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
+    callbacks += [
         best,
         AtomicCheckpoint(rundir.run_file(out, "last")),
         keras.callbacks.CSVLogger(rundir.run_file(out, "history"), append=True),

@@ -10,12 +10,14 @@ from typing import Any
 
 from kzoo.errors import KzooError
 
-OPTIMIZERS = ("adamw", "sgd")
-SCHEDULES = ("cosine", "multistep", "constant")
+OPTIMIZERS = ("adamw", "sgd", "lamb", "lion")
+SCHEDULES = ("cosine", "onecycle", "multistep", "constant")
 DISTRIBUTE = (None, "mirrored", "data-parallel")
 LOSSES = ("crossentropy", "adaptive")
 AUGMENT_ON = ("pipeline", "device")
 MIXED = (None, "bfloat16", "float16")
+# Fields a resumed run may change: they do not alter what was already trained.
+RESUMABLE_CHANGES = ("epochs", "budget_minutes", "backup_steps", "tta")
 
 
 @dataclass
@@ -54,6 +56,13 @@ class TrainConfig:
     weights: str | None = None
     pretrained: bool = False  # start from the model's default checkpoint
     freeze: str | None = None
+    clip_norm: float | None = None  # clip the global gradient norm to this value
+    ema: float | None = None  # EMA decay per step (e.g. 0.999): validate, checkpoint and test the average
+    layer_decay: float | None = None  # ViT fine-tuning: block i's rate is lr * layer_decay ** (depth - i)
+    tta: str | None = None  # test-time augmentation of the final test: "flip", "translate" or "flip,translate"
+    budget_minutes: float | None = None  # stop fit after this much wall clock; the schedule follows time
+    backup_steps: int | None = None  # also back up every N steps, so a kill loses at most N steps
+    recipe: str | None = None  # the named recipe this configuration was expanded from (kzoo train --recipe)
     early_stopping: int | None = None  # patience in epochs
     monitor: str = "val_accuracy"
     data_dir: str | None = None
@@ -84,6 +93,16 @@ class TrainConfig:
                 self.milestones = [self.epochs // 2, self.epochs * 3 // 4]
             if sorted(self.milestones) != list(self.milestones) or min(self.milestones) < 1:
                 raise KzooError(f"--milestones must be increasing positive epochs, got {self.milestones}")
+        _positive_or_none("clip-norm", self.clip_norm)
+        _positive_or_none("budget-minutes", self.budget_minutes)
+        _positive_or_none("backup-steps", self.backup_steps)
+        for flag, value in (("ema", self.ema), ("layer-decay", self.layer_decay)):
+            if value is not None and not 0 < value < 1:
+                raise KzooError(f"--{flag} must be between 0 and 1 (exclusive), got {value}")
+        if self.tta is not None:
+            from kzoo.training.tta import parse_tta
+
+            self.tta = ",".join(parse_tta(self.tta)) or None
         if self.image_size is not None:
             self.image_size = list(self.image_size)
             if len(self.image_size) == 1:
@@ -106,10 +125,15 @@ class TrainConfig:
             raise KzooError(f"{path}: unknown config keys {unknown}")
         return cls(**raw)
 
-    def differs_from(self, other: "TrainConfig", ignore: tuple[str, ...] = ("epochs",)) -> list[str]:
+    def differs_from(self, other: "TrainConfig", ignore: tuple[str, ...] = RESUMABLE_CHANGES) -> list[str]:
         """Field names whose values differ (for refusing to resume a run with another setup)."""
         a, b = dataclasses.asdict(self), dataclasses.asdict(other)
         return [k for k in a if k not in ignore and a[k] != b[k]]
+
+
+def _positive_or_none(flag: str, value: float | None) -> None:
+    if value is not None and not value > 0:
+        raise KzooError(f"--{flag} must be positive, got {value}")
 
 
 def _choice(flag: str, value: Any, allowed: tuple) -> None:

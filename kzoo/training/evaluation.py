@@ -23,21 +23,29 @@ def num_classes(model: keras.Model) -> int:
     return int(model.outputs[0].shape[-1])
 
 
-def predict_logits(model: keras.Model, batches: Iterable) -> tuple[np.ndarray, np.ndarray]:
+def predict_logits(model: keras.Model, batches: Iterable, tta: Sequence[str] = ()) -> tuple[np.ndarray, ...]:
     """Run `model` over `(images, labels)` batches; labels may be integer or one-hot.
 
     Returns float32 logits (N, C) (a model's first output if it has several) and integer labels (N,).
+    With `tta` modes (kzoo.training.tta) it returns `(logits, tta_logits, labels)`: the plain
+    logits come from the same pass, so both figures cost one read of the data.
     """
-    logits, labels = [], []
+    from kzoo.training.tta import tta_views
+
+    plain, augmented, labels = [], [], []
     for images, y in batches:
         # numpy in: a tf.data batch is a TensorFlow tensor, which the JAX backend cannot take.
-        outputs = first_output(model.predict_on_batch(np.asarray(images)))
-        logits.append(np.asarray(outputs, dtype=np.float32))
+        views = tta_views(np.asarray(images), tta) if tta else [np.asarray(images)]
+        outputs = [np.asarray(first_output(model.predict_on_batch(v)), dtype=np.float32) for v in views]
+        plain.append(outputs[0])
+        augmented.append(np.mean(outputs, axis=0))
         y = np.asarray(y)
         labels.append(y.argmax(-1) if y.ndim == 2 else y.astype(np.int64))
-    if not logits:
+    if not plain:
         raise KzooError("evaluation data is empty: no images to evaluate")
-    return np.concatenate(logits), np.concatenate(labels)
+    if tta:
+        return np.concatenate(plain), np.concatenate(augmented), np.concatenate(labels)
+    return np.concatenate(plain), np.concatenate(labels)
 
 
 def classification_report(logits: np.ndarray, labels: np.ndarray, class_names: Sequence[str]) -> dict:

@@ -11,7 +11,9 @@ from keras import ops
 
 @keras.saving.register_keras_serializable(package="kzoo")
 class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
-    """Linear warmup, then cosine decay to `final_fraction * peak`, multistep decay, or constant.
+    """Linear warmup, then cosine decay to `final_fraction * peak`, multistep decay, or constant;
+    or `onecycle` (Smith's 1cycle as in PyTorch's OneCycleLR, cosine both ways): from peak/25 up to
+    `peak` over `warmup_steps` (30% of the steps when 0), then down to peak/250,000.
 
     Steps are optimizer steps; epoch-based settings are converted by `make_schedule`.
 
@@ -41,6 +43,8 @@ class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
 
     def __call__(self, step):
         step = ops.cast(step, "float32")
+        if self.kind == "onecycle":
+            return self._one_cycle(step)
         warm = max(self.warmup_steps, 1)
         warmup_lr = self.peak * (step + 1.0) / warm
         if self.kind == "cosine":
@@ -56,6 +60,14 @@ class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
         if self.warmup_steps == 0:
             return main
         return ops.where(step < self.warmup_steps, warmup_lr, main)
+
+    def _one_cycle(self, step):
+        up = float(self.warmup_steps or max(round(0.3 * self.total_steps), 1))
+        start, end = self.peak / 25.0, self.peak / 25.0 / 1e4
+        rise = start + (self.peak - start) * 0.5 * (1.0 - ops.cos(math.pi * ops.clip(step / up, 0.0, 1.0)))
+        progress = ops.clip((step - up) / max(self.total_steps - up, 1.0), 0.0, 1.0)
+        fall = end + (self.peak - end) * 0.5 * (1.0 + ops.cos(math.pi * progress))
+        return ops.where(step < up, rise, fall)
 
     def get_config(self):
         return {

@@ -39,6 +39,7 @@ TINY = {
     # Fused models: both branches shrunk (each keeps its registered family options), small projections.
     "fusion": dict(vit_options=dict(dim=16, depth=1, heads=2, mlp_dim=32, patch_size=8),
                    cnn_options=dict(depth=(8, "M", 16, "M")), dim=16),
+    "matched": dict(target_params=30_000),  # the size search itself makes them small
 }
 
 

@@ -1,0 +1,357 @@
+"""`kzoo sweep`: one-option-at-a-time studies (hyperparameters, augmentation, transfer) around a
+baseline `kzoo train` run, reported as one table and one curve plot per varied option.
+
+Every cell is a `kzoo train` subprocess (its TensorFlow memory dies with it) writing
+OUT/cells/<slug>. A cell with metrics.json is finished and never rerun, and an unfinished one is
+relaunched into the same directory (kzoo train resumes it), so rerunning the same command
+continues an interrupted or budget-limited sweep. OUT/sweep.json records the base flags and the
+options; another sweep is refused there, so results never mix.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import difflib
+import json
+import logging
+import os
+import re
+import shlex
+import subprocess
+import sys
+import time
+from typing import Any
+
+from kzoo.errors import KzooError
+from kzoo.training import rundir
+from kzoo.training.config import TrainConfig
+from kzoo.training.sweep_report import cell_figures, write_reports
+
+log = logging.getLogger("kzoo.sweep")
+
+_UNSET = object()  # parser default that tells "the base flags did not set this option"
+_BOOLS = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
+# What must match for a rerun to continue a sweep, and how an error names it.
+_IDENTITY = {"base": "base flags", "vary": "--vary options", "cell_minutes": "--cell-minutes"}
+EXIT_FAILED, EXIT_BUDGET = 1, 3
+
+
+def sweep(base: list[str], vary: dict[str, list[str]], out: str, budget_minutes: float | None = None,
+          cell_minutes: float | None = None) -> dict:
+    """Run `kzoo train` once per cell, varying one option at a time around the baseline `base`.
+
+    `base` holds `kzoo train` flags; `vary` maps an option (a `kzoo train` flag name, without
+    dashes) to its values. The baseline value of an option is the one in `base`, else its first
+    value; identical cells (the baseline) run once. Writes OUT/sweep.md, OUT/sweep.json and
+    OUT/<option>_curves.png and returns what sweep.json holds.
+
+    Example:
+        >>> report = sweep(["--model", "resnet18_cifar", "--epochs", "3"],
+        ...                {"lr": ["1e-2", "1e-3"], "batch-size": ["32", "64"]},
+        ...                "runs/sweep", budget_minutes=120)  # doctest: +SKIP
+        >>> [c["slug"] for c in report["cells"]]  # doctest: +SKIP
+        ['baseline', 'lr=0.001', 'batch-size=64']
+    """
+    if budget_minutes is not None and budget_minutes < 0:
+        raise KzooError(f"--budget-minutes must be 0 or more, got {budget_minutes}")
+    options, cells, base_set = plan(base, vary, cell_minutes)
+    identity = json.loads(json.dumps({"base": base_set, "vary": {o: v["values"] for o, v in options.items()},
+                                      "cell_minutes": cell_minutes}))
+    _check_out(out, identity)
+    report = {**identity, "base_flags": _flags(base_set), "options": options, "cells": cells}
+    _write_json(out, report)  # before any cell: a later sweep into OUT is checked against it
+    start = time.monotonic()
+    for n, cell in enumerate(cells, 1):
+        cell_dir = os.path.join(out, "cells", cell["slug"])
+        name = f"cell {n}/{len(cells)} {cell['slug']}"
+        if os.path.exists(rundir.run_file(cell_dir, "metrics")):
+            cell.update(status="done", reused=True)
+            log.info("%s: finished earlier, not rerun", name)
+        elif budget_minutes is not None and time.monotonic() - start >= 60 * budget_minutes:
+            cell["status"] = "not run (budget)"
+            log.info("%s: not run, the sweep's %g-minute budget is spent", name, budget_minutes)
+        else:
+            log.info("%s: starting kzoo train %s", name, shlex.join(cell["flags"]))
+            began = time.monotonic()
+            code, last_line = _launch(_train_command([*cell["flags"], "--out", cell_dir]),
+                                      os.path.join(out, "logs", cell["slug"]))
+            done = code == 0 and os.path.exists(rundir.run_file(cell_dir, "metrics"))
+            cell.update(status="done" if done else "failed", reused=False,
+                        error=None if done else f"exit {code}: {last_line or 'no error output'}")
+            log.info("%s: %s after %.1f min", name, "done" if done else f"failed ({cell['error']})",
+                     (time.monotonic() - began) / 60)
+        cell.update(cell_figures(cell_dir))
+        _write_json(out, report)
+    write_reports(out, report)
+    return report
+
+
+def plan(base: list[str], vary: dict[str, list[str]], cell_minutes: float | None = None
+         ) -> tuple[dict[str, dict], list[dict], dict[str, Any]]:
+    """Options (flag name -> field, baseline, values, cell slugs), the cells to run (the baseline
+    first) and the options the base flags set, all checked before anything runs.
+
+    Example:
+        >>> options, cells, _ = plan(["--lr", "1e-3"], {"lr": ["1e-2", "1e-3"]})
+        >>> options["lr"]["baseline"], [c["slug"] for c in cells]
+        ('0.001', ['baseline', 'lr=0.01'])
+    """
+    if not vary:
+        raise KzooError("nothing to sweep: give at least one --vary OPTION=V1,V2 (e.g. --vary lr=1e-2,1e-3)")
+    parser = _train_parser()
+    base_set = _parse_base(parser, base)
+    if cell_minutes is not None:
+        if "budget_minutes" not in _fields():
+            raise KzooError("--cell-minutes needs kzoo train --budget-minutes, which this kzoo lacks; leave it out")
+        if not cell_minutes > 0:
+            raise KzooError(f"--cell-minutes must be positive, got {cell_minutes}")
+        if "budget_minutes" in base_set or any(_field(o) == "budget_minutes" for o in vary):
+            raise KzooError("--cell-minutes and --budget-minutes in the base flags or --vary both set each "
+                            "cell's budget; keep one")
+    effective = {**_recipe_config(base_set), **base_set}  # a --recipe in the base gives baselines too
+    options: dict[str, dict] = {}
+    for option, texts in vary.items():
+        field = _field(option)
+        flag = field.replace("_", "-")
+        if flag in options:
+            raise KzooError(f"--vary {option}: {flag} is varied twice; give each option once")
+        if field == "out":
+            raise KzooError("--vary out: each cell's --out is OUT/cells/<slug>; vary a training option instead")
+        values = [_parse_value(parser, field, text) for text in texts]
+        if not values:
+            raise KzooError(f"--vary {option}: no values; expected {flag}=V1,V2,...")
+        shown = [_show(v) for v in values]
+        for v in shown:
+            if shown.count(v) > 1:
+                raise KzooError(f"--vary {flag}: value {v} is listed twice; list each value once")
+        baseline = effective[field] if field in effective else values[0]
+        if _show(baseline) not in shown:  # a base-flag baseline still gets its row in the table
+            values, shown = [baseline, *values], [_show(baseline), *shown]
+        options[flag] = {"field": field, "baseline": _show(baseline), "values": shown, "parsed": values}
+    baseline_values = {o["field"]: o["parsed"][o["values"].index(o["baseline"])] for o in options.values()}
+    cells: dict[str, dict] = {}
+    for flag, option in options.items():
+        option["cells"] = []
+        for value, shown in zip(option.pop("parsed"), option["values"]):
+            values = {**baseline_values, option["field"]: value}
+            slug = "baseline" if shown == option["baseline"] else _slug(f"{flag}={shown}", cells)
+            if slug not in cells:
+                cells[slug] = {"slug": slug, **_cell(base_set, values, cell_minutes, slug), "status": "pending"}
+            option["cells"].append(slug)
+    ordered = [cells.pop("baseline"), *cells.values()]  # the baseline, shared by every table, first
+    return options, ordered, base_set
+
+
+def _cell(base_set: dict, values: dict, cell_minutes: float | None, slug: str) -> dict:
+    chosen = {**base_set, **values}
+    if cell_minutes is not None:
+        chosen["budget_minutes"] = cell_minutes
+    try:  # a value kzoo train would refuse fails the sweep now, not one cell at a time
+        full = chosen
+        if chosen.get("recipe"):
+            from kzoo.training.recipes import expand_recipe
+
+            full = expand_recipe(chosen["recipe"], dict(chosen))
+        TrainConfig(**{k: v for k, v in full.items() if k in _fields()}).validate()
+    except KzooError as err:
+        raise KzooError(f"sweep cell {slug}: {err}") from None
+    return {"flags": _flags(chosen), "values": {k.replace("_", "-"): _show(v) for k, v in values.items()}}
+
+
+def _fields() -> dict[str, dataclasses.Field]:
+    return {f.name: f for f in dataclasses.fields(TrainConfig)}
+
+
+def _field(option: str) -> str:
+    """TrainConfig field of a `kzoo train` option name (lr, batch-size, --batch-size, batch_size)."""
+    field = option.strip().lstrip("-").replace("-", "_")
+    if field not in _fields():
+        name, flags = field.replace("_", "-"), [f.replace("_", "-") for f in _fields()]
+        close = list(dict.fromkeys([f for f in flags if f.startswith(name)] +
+                                   difflib.get_close_matches(name, flags, n=3, cutoff=0.5)))[:3]
+        hint = f"did you mean {', '.join(close)}?" if close else "see kzoo train --help"
+        raise KzooError(f"--vary {option}: {option!r} is not a kzoo train option; {hint}")
+    return field
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse would print usage and exit; a sweep wants one line
+        raise KzooError(message)
+
+
+def _train_parser() -> _Parser:
+    from kzoo.cli import _add_train_flags  # lazily: kzoo.cli imports this module
+
+    parser = _Parser(prog="kzoo train", add_help=False)
+    _add_train_flags(parser)
+    parser.set_defaults(**{name: _UNSET for name in _fields()})
+    return parser
+
+
+def _parse_base(parser: _Parser, base: list[str]) -> dict[str, Any]:
+    tokens = base[1:] if base[:1] == ["--"] else list(base)
+    try:
+        parsed, unknown = parser.parse_known_args(tokens)
+    except KzooError as err:
+        raise KzooError(f"base flags: {err}") from None
+    if unknown:
+        flags = [a.option_strings[0] for a in parser._actions if a.option_strings]
+        close = difflib.get_close_matches(unknown[0].split("=")[0], flags, n=3, cutoff=0.5)
+        hint = f"did you mean {', '.join(close)}?" if close else "sweep options (--vary, --out) go before --"
+        raise KzooError(f"base flags: {unknown[0]!r} is not a kzoo train flag; {hint}")
+    chosen = {k: v for k, v in vars(parsed).items() if v is not _UNSET}
+    if "out" in chosen:
+        raise KzooError("base flags: --out is the sweep's (cells go to OUT/cells/<slug>); give it before --")
+    return chosen
+
+
+def _parse_value(parser: _Parser, field: str, text: str) -> Any:
+    flag, spec = "--" + field.replace("_", "-"), _fields()[field]
+    text = text.strip()
+    if spec.type == "bool":
+        if text.lower() not in _BOOLS:
+            raise KzooError(f"--vary {flag[2:]}={text}: expected true or false")
+        return _BOOLS[text.lower()]
+    if text.lower() == "none" and spec.default is None:
+        return None  # e.g. --vary freeze=none,stage4: none = leave the flag out
+    try:
+        return getattr(parser.parse_args([flag, text]), field)
+    except KzooError as err:
+        raise KzooError(f"--vary {flag[2:]}={text}: {err}") from None
+
+
+def _recipe_config(chosen: dict[str, Any]) -> dict[str, Any]:
+    if not chosen.get("recipe"):
+        return {}
+    from kzoo.training.recipes import get_recipe
+
+    return dict(get_recipe(chosen["recipe"]).config)
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if value is None:
+        return "none"
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def _flags(chosen: dict[str, Any]) -> list[str]:
+    """`kzoo train` flags for option values, in TrainConfig's order (one canonical spelling)."""
+    tokens: list[str] = []
+    for name in _fields():
+        if name not in chosen or chosen[name] is None:
+            continue
+        flag, value = "--" + name.replace("_", "-"), chosen[name]
+        tokens += [flag if value else "--no-" + flag[2:]] if isinstance(value, bool) else [flag, _show(value)]
+    return tokens
+
+
+def _slug(text: str, taken: dict) -> str:
+    slug = re.sub(r"[^A-Za-z0-9._=,+-]", "_", text)[:80]
+    n, unique = 2, slug
+    while unique in taken:  # two values that read the same once made path-safe
+        unique, n = f"{slug}-{n}", n + 1
+    return unique
+
+
+def _train_command(flags: list[str]) -> list[str]:
+    return [sys.executable, "-m", "kzoo.cli", "train", *flags]
+
+
+def _launch(command: list[str], log_stem: str) -> tuple[int, str]:
+    """Run one cell; its output goes to LOG_STEM.stdout.log/.stderr.log (appended on reruns)."""
+    os.makedirs(os.path.dirname(log_stem), exist_ok=True)
+    with open(f"{log_stem}.stdout.log", "ab") as stdout, open(f"{log_stem}.stderr.log", "ab") as stderr:
+        offset = stderr.tell()
+        code = subprocess.run(command, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr).returncode
+    with open(f"{log_stem}.stderr.log", "rb") as f:
+        f.seek(max(offset, os.path.getsize(f.name) - 65536))
+        lines = [line.strip() for line in f.read().decode(errors="replace").splitlines() if line.strip()]
+    return code, lines[-1] if lines else ""
+
+
+def _check_out(out: str, identity: dict) -> None:
+    path = os.path.join(out, "sweep.json")
+    if os.path.isfile(out):
+        raise KzooError(f"--out {out} is a file; give a directory for the sweep")
+    if os.path.exists(path):
+        with open(path) as f:
+            previous = json.load(f)
+        changed = [name for key, name in _IDENTITY.items() if previous.get(key) != identity[key]]
+        if changed:
+            raise KzooError(f"--out {out} holds a sweep with other {' and '.join(changed)}; use another --out "
+                            "(or that sweep's own command to continue it)")
+    elif os.path.isdir(out) and os.listdir(out):
+        raise KzooError(f"--out {out} is not empty and holds no sweep.json; use another --out")
+
+
+def _write_json(out: str, report: dict) -> None:
+    os.makedirs(out, exist_ok=True)
+    tmp = os.path.join(out, "sweep.json.tmp")
+    with open(tmp, "w") as f:
+        json.dump(report, f, indent=2)
+    os.replace(tmp, os.path.join(out, "sweep.json"))  # a kill mid-write keeps the previous file
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """Register `kzoo sweep` on the `kzoo` subcommand parser.
+
+    Example:
+        >>> parser = argparse.ArgumentParser(prog="kzoo")
+        >>> _ = add_parser(parser.add_subparsers(dest="command"))
+        >>> parser.parse_args(["sweep", "--out", "o", "--vary", "lr=1e-3", "--", "--epochs", "2"]).base
+        ['--epochs', '2']
+    """
+    p = subparsers.add_parser(
+        "sweep", help="vary kzoo train options one at a time around a baseline; a table per option",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Run kzoo train once per cell: each --vary option takes each of its values while every\n"
+                    "other varied option stays at its baseline (its value in the base flags, else its first\n"
+                    "value); the shared baseline runs once. Rerun the same command to continue.",
+        epilog="example:\n  kzoo sweep --out runs/sweep --vary lr=1e-2,1e-3,1e-4 --vary batch-size=32,64 \\\n"
+               "      --budget-minutes 120 -- --model resnet18_cifar --epochs 3\n\n"
+               "exit status: 0 all cells done, 1 a cell failed, 2 a usage mistake, 3 cells left for the budget")
+    p.add_argument("--out", required=True, help="sweep directory: sweep.md, sweep.json, *_curves.png, cells/, logs/")
+    p.add_argument("--vary", action="append", default=[], metavar="OPTION=V1,V2,...",
+                   help="a kzoo train option and its values (repeatable); true/false for on/off flags, none "
+                        "to leave an optional flag out; separate values with ; when they hold commas")
+    p.add_argument("--budget-minutes", type=float, default=None,
+                   help="wall clock for the whole sweep: no cell starts after it (0: list the cells only)")
+    p.add_argument("--cell-minutes", type=float, default=None, help="passed to each cell as --budget-minutes")
+    p.add_argument("base", nargs="*", metavar="-- TRAIN_FLAGS", help="the baseline's kzoo train flags, after --")
+    p.set_defaults(func=_cmd_sweep)
+    return p
+
+
+def parse_vary(items: list[str]) -> dict[str, list[str]]:
+    """`--vary` arguments as {option: values}.
+
+    Example:
+        >>> parse_vary(["lr=1e-2,1e-3", "milestones=30,60;50,75"])
+        {'lr': ['1e-2', '1e-3'], 'milestones': ['30,60', '50,75']}
+    """
+    vary: dict[str, list[str]] = {}
+    for item in items:
+        option, sep, values = item.partition("=")
+        texts = [v.strip() for v in values.split(";" if ";" in values else ",") if v.strip()]
+        if not sep or not option.strip() or not texts:
+            raise KzooError(f"--vary {item}: expected OPTION=V1,V2,... (e.g. --vary lr=1e-2,1e-3)")
+        if option.strip() in vary:
+            raise KzooError(f"--vary {option.strip()} is given twice; list all its values in one --vary")
+        vary[option.strip()] = texts
+    return vary
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    report = sweep(args.base, parse_vary(args.vary), args.out, args.budget_minutes, args.cell_minutes)
+    states = [c["status"] for c in report["cells"]]
+    failed, left = states.count("failed"), states.count("not run (budget)")
+    print(f"sweep: {states.count('done')}/{len(states)} cells done, {failed} failed, {left} not run (budget); "
+          f"tables: {os.path.join(args.out, 'sweep.md')}")
+    if left:
+        print("rerun the same command to continue the sweep")
+    return EXIT_FAILED if failed else EXIT_BUDGET if left else 0

@@ -1,0 +1,154 @@
+"""`kzoo train` features the recipes need, end to end through model.fit: EMA checkpoints, the
+wall-clock budget, mid-epoch resume, TTA in the final test and in `kzoo eval`, named recipes.
+
+Marked backend_agnostic: the JAX pass trains the same way (tf.data feeds JAX arrays).
+"""
+
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+
+import kzoo
+from kzoo.errors import KzooError
+from kzoo.training import callbacks as run_callbacks
+from kzoo.training import rundir
+from kzoo.training.recipes import expand_recipe, list_recipes
+
+from training_helpers import make_npz, run_kzoo, toy_npz  # noqa: F401  (toy_npz is a fixture)
+
+pytestmark = pytest.mark.backend_agnostic
+TINY = dict(model="vit_cifar_tiny", image_size=[16, 16], batch_size=16, val_split=0.25, augment="none",
+            lr=2e-3, weight_decay=0.0)
+
+
+def _raw_weights(out: str) -> np.ndarray:
+    """The model weights in a run's backup (what training itself holds), flattened."""
+    model = keras.saving.load_model(rundir.run_file(out, "last"))
+    if not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
+    model.load_weights(os.path.join(rundir.run_file(out, "backup"), "latest.weights.h5"))
+    return _flat(model.trainable_weights)
+
+
+def _flat(weights) -> np.ndarray:
+    return np.concatenate([np.ravel(keras.ops.convert_to_numpy(w)) for w in weights])
+
+
+@pytest.mark.parametrize("ema", [None, 0.9])
+def test_ema_weights_are_validated_and_checkpointed(toy_npz, tmp_path, ema):
+    out = str(tmp_path / "run")
+    result = kzoo.train(data=toy_npz, epochs=2, out=out, ema=ema, **TINY)
+    last = keras.saving.load_model(rundir.run_file(out, "last"))
+    saved, raw = _flat(last.trainable_weights), _raw_weights(out)
+    # Without EMA the checkpoint is the trained weights; with EMA it is their average, not the raw ones.
+    assert np.array_equal(saved, raw) == (ema is None)
+    # Validation saw the checkpointed (averaged) weights: re-evaluating the checkpoint reproduces it.
+    val = kzoo.data.load(toy_npz, "val", val_split=0.25, image_size=(16, 16), batch_size=16)
+    last.compile(loss=keras.losses.CategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    again = last.evaluate(val.dataset, verbose=0, return_dict=True)
+    assert again["accuracy"] == pytest.approx(rundir.read_history(out)[-1]["val_accuracy"], abs=1e-6)
+    assert np.isfinite(result.metrics["loss"])
+
+
+def test_budget_stops_training_and_anneals_with_the_clock(toy_npz, tmp_path):
+    out = str(tmp_path / "run")
+    # 45 s: compilation alone takes 15-35 s on a loaded 2-core machine.
+    result = kzoo.train(data=toy_npz, epochs=2000, out=out, budget_minutes=0.75, warmup=1, **TINY)
+    history = rundir.read_history(out)
+    assert 2 <= len(history) < 2000  # the clock, not the epoch count, ended training
+    assert history[-1]["lr"] < 0.2 * TINY["lr"]  # the cosine followed the clock to (nearly) its end
+    assert max(row["lr"] for row in history) > 0.5 * TINY["lr"]
+    assert result.metrics["process_seconds"] < 0.75 * 60 + 30  # the budget plus the final evaluation
+    assert os.path.exists(rundir.run_file(out, "metrics"))
+
+
+class _Crash(Exception):
+    pass
+
+
+class _CrashAt(keras.callbacks.Callback):
+    """Raises after a given training step of the first epoch, as a killed process would stop."""
+
+    def __init__(self, step):
+        super().__init__()
+        self.step = step
+
+    def on_train_batch_end(self, batch, logs=None):
+        if batch == self.step:
+            raise _Crash()
+
+
+def _iterations(out: str) -> int:
+    last = keras.saving.load_model(rundir.run_file(out, "last"))
+    return int(keras.ops.convert_to_numpy(last.optimizer.iterations))
+
+
+def test_a_run_killed_mid_epoch_resumes_with_the_same_number_of_steps(tmp_path, monkeypatch):
+    data = make_npz(tmp_path / "toy.npz", n=160)  # about 120 training images: 7-8 steps of 16 per epoch
+    cfg = dict(TINY, data=data, epochs=2, backup_steps=2)
+    kzoo.train(out=str(tmp_path / "clean"), **cfg)
+    steps = _iterations(str(tmp_path / "clean"))
+    assert steps % 2 == 0 and steps // 2 >= 7  # two whole epochs; step 5 is inside the first
+
+    standard = run_callbacks.standard
+    monkeypatch.setattr(run_callbacks, "standard", lambda *a: standard(*a) + [_CrashAt(4)])
+    out = str(tmp_path / "killed")
+    with pytest.raises(_Crash):
+        kzoo.train(out=out, **cfg)
+    assert run_callbacks.backup_position(out) == (0, 4)  # backups after steps 2 and 4; it died after 5
+    monkeypatch.setattr(run_callbacks, "standard", standard)
+    kzoo.train(out=out, **cfg)
+    assert _iterations(out) == steps  # not steps + 4: the first epoch was finished, not redone
+    assert [int(r["epoch"]) for r in rundir.read_history(out)] == [0, 1]
+    assert run_callbacks.backup_position(out) == (2, 0)
+
+
+def test_tta_in_the_final_test_and_in_kzoo_eval(toy_npz, tmp_path):
+    out = str(tmp_path / "run")
+    result = kzoo.train(data=toy_npz, epochs=1, out=out, tta="flip,translate", **TINY)
+    tta = result.metrics["tta"]
+    assert tta["modes"] == ["flip", "translate"] and 0 <= tta["top1"] <= 1 and np.isfinite(tta["loss"])
+    # The averaged logits are not the plain ones (the untrained ViT is not flip-invariant).
+    assert tta["loss"] != pytest.approx(result.metrics["loss"], abs=1e-6)
+    proc = run_kzoo("eval", "--checkpoint", f"{out}/best.keras", "--data", toy_npz, "--split", "train",
+                    "--tta", "flip", check=True)
+    assert "with TTA (flip): top-1" in proc.stdout
+    report = json.load(open(f"{out}/eval-best.json"))
+    model = keras.saving.load_model(f"{out}/best.keras")
+    x = np.load(toy_npz)["x"].astype("float32")
+    from kzoo.training.tta import tta_views
+
+    # eval's TTA loss equals the loss of the mean of the plain and mirrored logits, computed here.
+    y = np.load(toy_npz)["y"]
+    mean = np.mean([np.asarray(model.predict(v, verbose=0)) for v in tta_views(x, ["flip"])], axis=0)
+    shifted = mean - mean.max(1, keepdims=True)
+    loss = float(-np.mean((shifted - np.log(np.exp(shifted).sum(1, keepdims=True)))[np.arange(len(y)), y]))
+    assert report["tta"]["loss"] == pytest.approx(loss, rel=1e-3)
+    bad = run_kzoo("eval", "--checkpoint", f"{out}/best.keras", "--data", toy_npz, "--split", "train", "--tta", "spin")
+    assert bad.returncode == 2 and "--tta 'spin' is not supported" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_recipes_expand_and_flags_override(tmp_path):
+    assert {"vit_keras_example", "cnn_vs_vit_sgd", "vit_cifar_budget"} <= set(list_recipes())
+    cfg = expand_recipe("vit_keras_example", {"epochs": 3})
+    assert (cfg["model"], cfg["batch_size"], cfg["weight_decay"], cfg["epochs"]) == ("vit_keras_example", 256, 1e-4, 3)
+    assert expand_recipe("cnn_vs_vit_sgd", {"epochs": 8})["milestones"] == [4]
+    assert expand_recipe("cnn_vs_vit_sgd", {"epochs": 8, "milestones": [2]})["milestones"] == [2]
+    with pytest.raises(KzooError, match="unknown recipe 'vit_keras_exampel': did you mean vit_keras_example"):
+        expand_recipe("vit_keras_exampel", {})
+
+
+def test_cli_recipe_with_an_override_runs_and_records_the_recipe(toy_npz, tmp_path):
+    out = str(tmp_path / "run")
+    proc = run_kzoo("train", "--recipe", "vit_keras_example", "--model", "vit_cifar_tiny", "--data", toy_npz,
+                    "--image-size", "16", "--epochs", "1", "--batch-size", "16", "--out", out, check=True)
+    assert "top-1" in proc.stdout
+    config = json.load(open(rundir.run_file(out, "config")))
+    assert config["recipe"] == "vit_keras_example" and config["model"] == "vit_cifar_tiny"
+    assert (config["weight_decay"], config["augment"], config["schedule"], config["val_split"]) == \
+        (1e-4, "vit_example", "constant", 0.1)
+    listing = run_kzoo("recipes", check=True).stdout
+    assert "vit_keras_example" in listing and "--batch-size 256" in listing
