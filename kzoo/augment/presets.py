@@ -6,7 +6,7 @@ from typing import Callable
 
 from kzoo.errors import KzooError
 
-PRESETS = ("none", "basic", "signs", "vit_example", "strong", "cutmix")
+PRESETS = ("none", "basic", "signs", "vit_example", "strong", "cutmix", "crop", "flip")
 
 
 def get_preset(
@@ -33,6 +33,8 @@ def get_preset(
     - `cutmix`: pad-crop + flip, then CutMix (alpha 1.0) on every image, no other mixing: the
       CNN-vs-Transformer recipe (examples/cnn_vs_vit.py). Boxes and mixing weights are drawn
       per image, not once per batch; labels come out soft.
+    - `crop` and `flip`: `basic`'s two halves alone (pad-crop; horizontal flip), for studies that
+      vary the augmentation one transform at a time (`kzoo sweep --vary augment=none,crop,flip`).
 
     `num_classes` is part of the signature for label-aware presets; the labels themselves must
     be one-hot (B, num_classes). `seed` seeds the layers' generators; a per-batch `seed=` on the
@@ -58,6 +60,10 @@ def get_preset(
     if name == "basic":
         # The flip rides in the crop's gather (PadCrop(flip=True)): same result, one pass.
         return Compose([PadCrop(padding, flip=True)], seed=seed, name="basic")
+    if name == "crop":
+        return Compose([PadCrop(padding, flip=False)], seed=seed, name="crop")
+    if name == "flip":
+        return Compose([RandomFlip("horizontal")], seed=seed, name="flip")
     if name == "signs":
         from kzoo.augment.color import ColorJitter
 

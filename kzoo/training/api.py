@@ -113,7 +113,8 @@ def train(config: TrainConfig | None = None, **overrides: Any) -> TrainResult:
     callbacks = run_callbacks.standard(cfg, global_batch, resumed)
     budget = None
     if cfg.budget_minutes:
-        budget = run_callbacks.TimeBudget(cfg.budget_minutes, schedule, cfg.epochs * steps, start=start)
+        budget = run_callbacks.TimeBudget(cfg.budget_minutes, schedule, cfg.epochs * steps,
+                                          spent_seconds=time.perf_counter() - start)
         callbacks.append(budget)
     from kzoo.layers.odconv import ODConv2D, ODConvTemperatureScheduler
 

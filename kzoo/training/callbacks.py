@@ -110,7 +110,8 @@ def backup_position(run_dir: str) -> tuple[int, int]:
 
 
 class TimeBudget(keras.callbacks.Callback):
-    """Stops `fit` once `minutes` of wall clock have passed since `start`, and makes the learning
+    """Stops `fit` once `minutes` of wall clock have passed (counting `spent_seconds` already used
+    before the first `fit`, e.g. on loading data), and makes the learning
     rate follow the clock: at step s it is `schedule(max(s, elapsed / budget * total_steps))`, so a
     run the budget cuts short still warms up and anneals completely.
 
@@ -119,16 +120,18 @@ class TimeBudget(keras.callbacks.Callback):
     state once).
     """
 
-    def __init__(self, minutes: float, schedule, total_steps: int, start: float | None = None, every: int = 10,
+    def __init__(self, minutes: float, schedule, total_steps: int, spent_seconds: float = 0.0, every: int = 10,
                  every_seconds: float = 2.0):
         super().__init__()
         self.seconds, self.schedule, self.total_steps = minutes * 60.0, schedule, total_steps
-        self.start, self.every, self.every_seconds = start, every, every_seconds
+        self.spent, self.every, self.every_seconds = spent_seconds, every, every_seconds
+        self.start = None  # set when the first fit() begins, minus what was spent before (data loading)
         self.exhausted = False
         self._step = None
 
     def on_train_begin(self, logs=None):
-        self.start = self.start or time.perf_counter()
+        if self.start is None:
+            self.start = time.perf_counter() - self.spent
         self._step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
         self._set_rate()
 

@@ -9,7 +9,7 @@ from kzoo_augment_helpers import np_, one_hot, random_images, t
 from kzoo.errors import KzooError
 
 
-@pytest.mark.parametrize("name", ["basic", "signs", "vit_example", "strong", "cutmix"])
+@pytest.mark.parametrize("name", ["basic", "signs", "vit_example", "strong", "cutmix", "crop", "flip"])
 def test_presets_keep_shapes_ranges_and_label_mass(name):
     aug = A.get_preset(name, num_classes=10, image_size=(16, 16), seed=0)
     images, labels = random_images(8, 16), one_hot(np.arange(8), 10)
@@ -98,3 +98,13 @@ def test_augment_grid_writes_before_and_after_rows(tmp_path):
     picture = np.asarray(Image.open(out))
     # 3 rows (before + 2 augmented) of 4 images, 32 px enlarged 3x, 2 px gaps.
     assert picture.shape == (3 * 98 + 2, 4 * 98 + 2, 3)
+
+
+def test_crop_and_flip_presets_are_the_halves_of_basic():
+    images, labels = random_images(16, 16), one_hot(np.arange(16) % 10, 10)
+    flipped = np_(A.get_preset("flip", num_classes=10, image_size=(16, 16))(
+        {"images": t(images), "labels": t(labels)}, seed=2)["images"])
+    mirrored = [np.array_equal(f, i[:, ::-1]) for f, i in zip(flipped, images)]
+    assert all(m or np.array_equal(f, i) for m, f, i in zip(mirrored, flipped, images)) and 0 < sum(mirrored) < 16
+    crop = A.get_preset("crop", num_classes=10, image_size=(16, 16))
+    assert [type(layer).__name__ for layer in crop.layers] == ["PadCrop"] and not crop.layers[0].flip

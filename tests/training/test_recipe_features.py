@@ -53,16 +53,29 @@ def test_ema_weights_are_validated_and_checkpointed(toy_npz, tmp_path, ema):
     assert np.isfinite(result.metrics["loss"])
 
 
-def test_budget_stops_training_and_anneals_with_the_clock(toy_npz, tmp_path):
+class _FakeClock:
+    """time.perf_counter for kzoo's callbacks that advances a fixed step per call, so a budget test
+    does not depend on how fast this machine compiles and trains."""
+
+    def __init__(self, tick):
+        self.now, self.tick = 0.0, tick
+
+    def perf_counter(self):
+        self.now += self.tick
+        return self.now
+
+
+def test_budget_stops_training_and_anneals_with_the_clock(toy_npz, tmp_path, monkeypatch):
+    monkeypatch.setattr(run_callbacks, "time", _FakeClock(0.25))
     out = str(tmp_path / "run")
-    # 45 s: compilation alone takes 15-35 s on a loaded 2-core machine.
-    result = kzoo.train(data=toy_npz, epochs=2000, out=out, budget_minutes=0.75, warmup=1, **TINY)
+    # 4 steps per epoch: 2000 epochs would keep a step-based cosine at its peak for all of this run.
+    result = kzoo.train(data=toy_npz, epochs=2000, out=out, budget_minutes=0.5, **TINY)
     history = rundir.read_history(out)
-    assert 2 <= len(history) < 2000  # the clock, not the epoch count, ended training
-    assert history[-1]["lr"] < 0.2 * TINY["lr"]  # the cosine followed the clock to (nearly) its end
-    assert max(row["lr"] for row in history) > 0.5 * TINY["lr"]
-    assert result.metrics["process_seconds"] < 0.75 * 60 + 30  # the budget plus the final evaluation
-    assert os.path.exists(rundir.run_file(out, "metrics"))
+    assert 2 <= len(history) < 100  # the clock, not the epoch count, ended training
+    rates = [row["lr"] for row in history]
+    assert rates == sorted(rates, reverse=True) and rates[0] > 0.8 * TINY["lr"]
+    assert rates[-1] < 0.2 * TINY["lr"]  # the cosine followed the clock to (nearly) its end
+    assert os.path.exists(rundir.run_file(out, "metrics")) and result.metrics["epochs_completed"] == len(history)
 
 
 class _Crash(Exception):
@@ -87,11 +100,10 @@ def _iterations(out: str) -> int:
 
 
 def test_a_run_killed_mid_epoch_resumes_with_the_same_number_of_steps(tmp_path, monkeypatch):
-    data = make_npz(tmp_path / "toy.npz", n=160)  # about 120 training images: 7-8 steps of 16 per epoch
+    data = make_npz(tmp_path / "toy.npz", n=160)  # about 120 training images: 7 steps of 16 per epoch
     cfg = dict(TINY, data=data, epochs=2, backup_steps=2)
-    kzoo.train(out=str(tmp_path / "clean"), **cfg)
-    steps = _iterations(str(tmp_path / "clean"))
-    assert steps % 2 == 0 and steps // 2 >= 7  # two whole epochs; step 5 is inside the first
+    per_epoch = kzoo.data.load(data, "train", val_split=0.25, image_size=(16, 16), batch_size=16).steps_per_epoch
+    assert per_epoch >= 6  # step 5 is inside the first epoch
 
     standard = run_callbacks.standard
     monkeypatch.setattr(run_callbacks, "standard", lambda *a: standard(*a) + [_CrashAt(4)])
@@ -101,7 +113,7 @@ def test_a_run_killed_mid_epoch_resumes_with_the_same_number_of_steps(tmp_path, 
     assert run_callbacks.backup_position(out) == (0, 4)  # backups after steps 2 and 4; it died after 5
     monkeypatch.setattr(run_callbacks, "standard", standard)
     kzoo.train(out=out, **cfg)
-    assert _iterations(out) == steps  # not steps + 4: the first epoch was finished, not redone
+    assert _iterations(out) == 2 * per_epoch  # not + 4: the first epoch was finished, not redone
     assert [int(r["epoch"]) for r in rundir.read_history(out)] == [0, 1]
     assert run_callbacks.backup_position(out) == (2, 0)
 
