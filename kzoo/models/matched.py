@@ -35,8 +35,8 @@ from typing import Any, Sequence
 import keras
 
 from kzoo.errors import KzooError
-from kzoo.models.common import check_num_classes, classifier, register_variant
-from kzoo.models.vgg import DENSE_INIT, VGG_CONFIGS, build_vgg, vgg_head
+from kzoo.models.common import check_num_classes, register_variant
+from kzoo.models.vgg import VGG_CONFIGS, build_vgg, fc_classifier, vgg_head
 from kzoo.models.vit import INCEPTION_MEAN, INCEPTION_STD, build_vit
 
 TOLERANCE = 0.02
@@ -52,12 +52,7 @@ _VGG11_WIDTHS = tuple(v for v in VGG_CONFIGS[11] if v != "M")
 def _gap_fc_head(x, num_classes: int, dropout: float = 0.5, fc_units: int = 4096):
     # torchvision's classifier (two ReLU Dense + dropout) after a global average pool instead of
     # the 7x7 adaptive pool: on 32x32 images the last map is 1x1, which 7x7 would copy 49 times.
-    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
-    for j in (1, 2):
-        x = keras.layers.Dense(fc_units, activation="relu", kernel_initializer=DENSE_INIT, name=f"fc{j}")(x)
-        if dropout:
-            x = keras.layers.Dropout(dropout, name=f"fc{j}_drop")(x)
-    return classifier(x, num_classes, DENSE_INIT) if num_classes else x
+    return fc_classifier(keras.layers.GlobalAveragePooling2D(name="pool")(x), num_classes, dropout, fc_units)
 
 
 def vgg_params(base_width: int, fc_units: int, num_classes: int = 10, channels: int = 3,

@@ -66,7 +66,11 @@ def _classic_head(x, num_classes: int, dropout: float = 0.5, fc_units: int = 409
         x = keras.layers.AveragePooling2D((height // 7, width // 7), name="pool")(x)
     else:
         x = keras.layers.AdaptiveAveragePooling2D((7, 7), name="pool")(x)
-    x = keras.layers.Flatten(name="flatten")(x)
+    return fc_classifier(keras.layers.Flatten(name="flatten")(x), num_classes, dropout, fc_units)
+
+
+def fc_classifier(x, num_classes: int, dropout: float, fc_units: int):
+    """VGG's classifier on pooled features: (Dense ReLU Dropout) x 2, then the logits (if any)."""
     for j in (1, 2):
         x = keras.layers.Dense(fc_units, activation="relu", kernel_initializer=DENSE_INIT, name=f"fc{j}")(x)
         if dropout:
