@@ -38,13 +38,17 @@ TRAIN_HELP = {
     "jit_compile": "XLA-compile the train step",
     "download": "let TFDS download and prepare the dataset (needs internet)",
     "optimizer": "adamw, sgd (Nesterov), lamb or lion",
-    "schedule": "cosine, onecycle, multistep or constant (after --warmup epochs of linear warmup)",
+    "schedule": "cosine, onecycle, triangle (linear up then down), multistep or constant (after --warmup "
+                "epochs of linear warmup; onecycle and triangle warm up themselves)",
     "clip_norm": "clip the global gradient norm to this value",
     "ema": "keep an exponential moving average of the weights with this decay per step (e.g. 0.999); "
            "validation, checkpoints and the test use it",
     "layer_decay": "layer-wise lr decay for ViT fine-tuning: block i trains at lr * decay ** (depth - i)",
     "tta": "test-time augmentation of the final test, reported beside the plain figures: flip, translate or "
            "flip,translate",
+    "norm_bias_lr": "multiply the learning rate of BatchNorm/LayerNorm offsets by this factor (airbench: 64)",
+    "lookahead": "every N steps move a slow copy of the weights toward the model and reset the model to it; "
+                 "the pull grows over training (airbench's lookahead, N=5)",
     "budget_minutes": "stop training after this many minutes of wall clock (data loading included); "
                       "the lr schedule follows the clock so it still anneals",
     "backup_steps": "also back up every N steps (a killed run resumes from the last one, mid-epoch)",

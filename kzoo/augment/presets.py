@@ -6,7 +6,7 @@ from typing import Callable
 
 from kzoo.errors import KzooError
 
-PRESETS = ("none", "basic", "signs", "vit_example", "strong", "cutmix", "crop", "flip")
+PRESETS = ("none", "basic", "signs", "vit_example", "strong", "cutmix", "crop", "flip", "flip_translate")
 
 
 def get_preset(
@@ -35,6 +35,8 @@ def get_preset(
       per image, not once per batch; labels come out soft.
     - `crop` and `flip`: `basic`'s two halves alone (pad-crop; horizontal flip), for studies that
       vary the augmentation one transform at a time (`kzoo sweep --vary augment=none,crop,flip`).
+    - `flip_translate`: airbench's: horizontal flip and a translation of up to 2 pixels (reflected
+      edges, scaled with the image: `max(1, round(2 * H / 32))`).
 
     `num_classes` is part of the signature for label-aware presets; the labels themselves must
     be one-hot (B, num_classes). `seed` seeds the layers' generators; a per-batch `seed=` on the
@@ -64,6 +66,9 @@ def get_preset(
         return Compose([PadCrop(padding, flip=False)], seed=seed, name="crop")
     if name == "flip":
         return Compose([RandomFlip("horizontal")], seed=seed, name="flip")
+    if name == "flip_translate":
+        return Compose([PadCrop(max(1, round(2 * height / 32)), fill_mode="reflect", flip=True)], seed=seed,
+                       name="flip_translate")
     if name == "signs":
         from kzoo.augment.color import ColorJitter
 

@@ -26,3 +26,6 @@ __all__ += ["CAMHead"]
 from kzoo.layers.fusion import BranchGate, CAMGuidedPooling, WeightedBranchSum, saliency_pool  # noqa: E402
 
 __all__ += ["BranchGate", "CAMGuidedPooling", "WeightedBranchSum", "saliency_pool"]
+from kzoo.layers.whitening import PatchWhitening, adapt_whitening  # noqa: E402
+
+__all__ += ["PatchWhitening", "adapt_whitening"]

@@ -18,3 +18,7 @@ from kzoo.models.fusion import build_fusion, freeze_branch, fusion_weights  # no
 
 __all__ += ["build_fusion", "freeze_branch", "fusion_weights"]
 from kzoo.models import matched  # noqa: F401,E402  (matched_vgg/matched_vit, vit_base_patch16_224_depth18)
+from kzoo.models import airbench  # noqa: F401,E402  (airbench94, the fast CIFAR-10 network)
+from kzoo.models.airbench import build_airbench  # noqa: E402
+
+__all__ += ["build_airbench"]

@@ -85,6 +85,8 @@ def train(config: TrainConfig | None = None, **overrides: Any) -> TrainResult:
                      preprocessing.interpolation, preprocessing.crop_pct, preprocessing.crop_mode)
             splits = _load_splits(kdata, cfg, image_size, global_batch, replicas, pipeline_augment, preprocessing)
             train_data = splits["train"]
+        if not (resumed or cfg.weights or cfg.pretrained):
+            _adapt_whitening(model, train_data.dataset)
         if cfg.freeze:
             freeze(model, until=cfg.freeze)
         # Extra outputs (a CAM model's heatmap) carry no loss: fit the logits alone.
@@ -116,6 +118,10 @@ def train(config: TrainConfig | None = None, **overrides: Any) -> TrainResult:
         budget = run_callbacks.TimeBudget(cfg.budget_minutes, schedule, cfg.epochs * steps,
                                           spent_seconds=time.perf_counter() - start)
         callbacks.append(budget)
+    if cfg.lookahead:
+        # First: it must hand the slow weights to validation, the EMA swap and the checkpoints.
+        callbacks.insert(0, run_callbacks.Lookahead(cfg.lookahead, cfg.epochs * steps,
+                                                    progress=budget.progress if budget else None))
     from kzoo.layers.odconv import ODConv2D, ODConvTemperatureScheduler
 
     if _contains(model, ODConv2D):
@@ -154,6 +160,23 @@ class LogitsOnly(keras.Model):
 
     def save(self, *args, **kwargs):
         return self.model.save(*args, **kwargs)
+
+
+def _adapt_whitening(model: keras.Model, dataset, images: int = 5000) -> None:
+    """Fit the model's PatchWhitening filters (airbench's stem) to the first `images` training images."""
+    from kzoo.layers.whitening import PatchWhitening, adapt_whitening
+
+    if not _contains(model, PatchWhitening):
+        return
+    batches, seen = [], 0
+    for batch in dataset:
+        x = batch["images"] if isinstance(batch, dict) else batch[0]
+        batches.append(keras.ops.convert_to_numpy(x))
+        seen += len(batches[-1])
+        if seen >= images:
+            break
+    adapt_whitening(model, np.concatenate(batches)[:images])
+    log.info("whitening filters fitted to %d training images", min(seen, images))
 
 
 def _contains(model: keras.Model, layer_type: type) -> bool:

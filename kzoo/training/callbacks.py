@@ -144,13 +144,71 @@ class TimeBudget(keras.callbacks.Callback):
         if time.perf_counter() - self.start >= self.seconds:
             self.exhausted = self.model.stop_training = True  # Keras still validates this epoch
 
+    def progress(self) -> float:
+        """Fraction of training done: by steps or by the clock, whichever is further."""
+        return max(self._step, (time.perf_counter() - self.start) / self.seconds * self.total_steps) / self.total_steps
+
     def _set_rate(self):
         self._last_set = time.perf_counter()
-        progress = max(self._step, (time.perf_counter() - self.start) / self.seconds * self.total_steps)
+        progress = self.progress() * self.total_steps
         rate = float(keras.ops.convert_to_numpy(self.schedule(min(progress, self.total_steps))))
-        if keras.backend.backend() == "jax" and getattr(self.model, "_jax_state", None) is not None:
-            self.model.jax_state_sync()  # else the next step's cached state would overwrite the rate
+        _sync_jax_state(self.model)  # else the next step's cached state would overwrite the rate
         self.model.optimizer.learning_rate.assign(rate)
+
+
+class Lookahead(keras.callbacks.Callback):
+    """airbench's lookahead: every `every` steps a slow copy of the model's float variables (BatchNorm
+    statistics included) moves toward the model, `slow = rho * slow + (1 - rho) * model`, and the model
+    is reset to it. `rho = base ** every * progress ** power` grows from 0 (no effect) to about
+    0.77 at the end, so training moves fast first and averages strongly last. Before each validation
+    and at each epoch's end the model takes the slow weights, so every checkpoint holds them.
+
+    The slow copy lives in memory only: a resumed run starts it again from the restored weights (the
+    same weights at an epoch's end; a mid-epoch backup loses at most `every - 1` steps of averaging).
+    """
+
+    def __init__(self, every: int, total_steps: int, base: float = 0.95, power: float = 3.0, progress=None):
+        super().__init__()
+        self.every, self.total_steps, self.base, self.power = every, max(total_steps, 1), base, power
+        self.progress = progress  # a callable giving the fraction of training done (TimeBudget.progress)
+        self._slow = None
+
+    def on_train_begin(self, logs=None):
+        _sync_jax_state(self.model)
+        self._vars = [v for v in self.model.weights if "float" in str(v.dtype)]
+        self._slow = [np.array(keras.ops.convert_to_numpy(v), dtype="float32") for v in self._vars]
+        self._step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._step += 1
+        if self._step % self.every == 0:
+            done = self.progress() if self.progress else self._step / self.total_steps
+            self._pull(self.base ** self.every * min(done, 1.0) ** self.power)
+
+    def on_test_begin(self, logs=None):
+        if self._slow is not None:  # validation inside fit
+            self._pull(1.0)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._pull(1.0)
+
+    def on_train_end(self, logs=None):
+        self._slow = None
+
+    def _pull(self, rho: float) -> None:
+        _sync_jax_state(self.model)
+        for variable, slow in zip(self._vars, self._slow):
+            if rho < 1.0:
+                slow *= rho
+                slow += (1.0 - rho) * keras.ops.convert_to_numpy(variable).astype("float32")
+            variable.assign(slow)
+
+
+def _sync_jax_state(model) -> None:
+    """Under JAX, fit carries the training state outside the variables between steps: write it back
+    (and make the next step read the variables again) before a callback reads or sets one."""
+    if keras.backend.backend() == "jax" and getattr(model, "_jax_state", None) is not None:
+        model.jax_state_sync()
 
 
 def standard(cfg: TrainConfig, global_batch: int, resumed: bool) -> list[keras.callbacks.Callback]:

@@ -11,7 +11,7 @@ from typing import Any
 from kzoo.errors import KzooError
 
 OPTIMIZERS = ("adamw", "sgd", "lamb", "lion")
-SCHEDULES = ("cosine", "onecycle", "multistep", "constant")
+SCHEDULES = ("cosine", "onecycle", "triangle", "multistep", "constant")
 DISTRIBUTE = (None, "mirrored", "data-parallel")
 LOSSES = ("crossentropy", "adaptive")
 AUGMENT_ON = ("pipeline", "device")
@@ -59,6 +59,8 @@ class TrainConfig:
     clip_norm: float | None = None  # clip the global gradient norm to this value
     ema: float | None = None  # EMA decay per step (e.g. 0.999): validate, checkpoint and test the average
     layer_decay: float | None = None  # ViT fine-tuning: block i's rate is lr * layer_decay ** (depth - i)
+    norm_bias_lr: float | None = None  # multiply the rate of BatchNorm/LayerNorm offsets (airbench: 64)
+    lookahead: int | None = None  # every N steps pull the weights toward a slow copy (airbench's lookahead)
     tta: str | None = None  # test-time augmentation of the final test: "flip", "translate" or "flip,translate"
     budget_minutes: float | None = None  # stop fit after this much wall clock; the schedule follows time
     backup_steps: int | None = None  # also back up every N steps, so a kill loses at most N steps
@@ -96,6 +98,8 @@ class TrainConfig:
         _positive_or_none("clip-norm", self.clip_norm)
         _positive_or_none("budget-minutes", self.budget_minutes)
         _positive_or_none("backup-steps", self.backup_steps)
+        _positive_or_none("norm-bias-lr", self.norm_bias_lr)
+        _positive_or_none("lookahead", self.lookahead)
         for flag, value in (("ema", self.ema), ("layer-decay", self.layer_decay)):
             if value is not None and not 0 < value < 1:
                 raise KzooError(f"--{flag} must be between 0 and 1 (exclusive), got {value}")

@@ -30,7 +30,7 @@ def predict_logits(model: keras.Model, batches: Iterable, tta: Sequence[str] = (
     With `tta` modes (kzoo.training.tta) it returns `(logits, tta_logits, labels)`: the plain
     logits come from the same pass, so both figures cost one read of the data.
     """
-    from kzoo.training.tta import tta_views
+    from kzoo.training.tta import tta_views, tta_weights
 
     plain, augmented, labels = [], [], []
     for images, y in batches:
@@ -38,7 +38,7 @@ def predict_logits(model: keras.Model, batches: Iterable, tta: Sequence[str] = (
         views = tta_views(np.asarray(images), tta) if tta else [np.asarray(images)]
         outputs = [np.asarray(first_output(model.predict_on_batch(v)), dtype=np.float32) for v in views]
         plain.append(outputs[0])
-        augmented.append(np.mean(outputs, axis=0))
+        augmented.append(np.average(outputs, axis=0, weights=tta_weights(tta) if tta else None))
         y = np.asarray(y)
         labels.append(y.argmax(-1) if y.ndim == 2 else y.astype(np.int64))
     if not plain:

@@ -13,7 +13,9 @@ from keras import ops
 class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
     """Linear warmup, then cosine decay to `final_fraction * peak`, multistep decay, or constant;
     or `onecycle` (Smith's 1cycle as in PyTorch's OneCycleLR, cosine both ways): from peak/25 up to
-    `peak` over `warmup_steps` (30% of the steps when 0), then down to peak/250,000.
+    `peak` over `warmup_steps` (30% of the steps when 0), then down to peak/250,000; or `triangle`
+    (airbench's): linear from 0.2 * peak up to `peak` over `warmup_steps` (23% of the steps when 0),
+    then linear down to `final_fraction * peak` (0.07 when 0).
 
     Steps are optimizer steps; epoch-based settings are converted by `make_schedule`.
 
@@ -45,6 +47,8 @@ class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
         step = ops.cast(step, "float32")
         if self.kind == "onecycle":
             return self._one_cycle(step)
+        if self.kind == "triangle":
+            return self._triangle(step)
         warm = max(self.warmup_steps, 1)
         warmup_lr = self.peak * (step + 1.0) / warm
         if self.kind == "cosine":
@@ -67,6 +71,13 @@ class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
         rise = start + (self.peak - start) * 0.5 * (1.0 - ops.cos(math.pi * ops.clip(step / up, 0.0, 1.0)))
         progress = ops.clip((step - up) / max(self.total_steps - up, 1.0), 0.0, 1.0)
         fall = end + (self.peak - end) * 0.5 * (1.0 + ops.cos(math.pi * progress))
+        return ops.where(step < up, rise, fall)
+
+    def _triangle(self, step):
+        up = float(self.warmup_steps or max(round(0.23 * self.total_steps), 1))
+        end = (self.final_fraction or 0.07) * self.peak
+        rise = self.peak * (0.2 + 0.8 * ops.clip(step / up, 0.0, 1.0))
+        fall = self.peak + (end - self.peak) * ops.clip((step - up) / max(self.total_steps - up, 1.0), 0.0, 1.0)
         return ops.where(step < up, rise, fall)
 
     def get_config(self):

@@ -33,8 +33,8 @@ def parse_tta(text: str | Sequence[str] | None) -> list[str]:
 
 
 def shift_pixels(height: int) -> int:
-    """Translation of the `translate` views: 2 pixels at 32x32 (the fast CIFAR recipes'), 1/16 of the side."""
-    return max(1, round(height / 16))
+    """Translation of the `translate` views: 1 pixel at 32x32 (airbench's), 1/32 of the side."""
+    return max(1, round(height / 32))
 
 
 def tta_views(images: np.ndarray, modes: Sequence[str]) -> list[np.ndarray]:
@@ -57,3 +57,16 @@ def tta_views(images: np.ndarray, modes: Sequence[str]) -> list[np.ndarray]:
         views.append(padded[:, 2 * s:2 * s + h, 2 * s:2 * s + w])  # and up-left
     return views
 
+
+def tta_weights(modes: Sequence[str]) -> np.ndarray:
+    """Weights of `tta_views`' logits in the average: the unshifted views share one half and the
+    shifted ones the other (airbench's level-2 TTA); without `translate` all views weigh the same.
+
+    Example:
+        >>> tta_weights(["flip", "translate"]).round(3).tolist()
+        [0.25, 0.25, 0.125, 0.125, 0.125, 0.125]
+    """
+    bases = 2 if "flip" in modes else 1
+    if "translate" not in modes:
+        return np.full(bases, 1.0 / bases)
+    return np.array([0.5 / bases] * bases + [0.5 / (2 * bases)] * (2 * bases))

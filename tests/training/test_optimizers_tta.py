@@ -12,7 +12,7 @@ from kzoo.errors import KzooError
 from kzoo.training.config import TrainConfig
 from kzoo.training.optimizers import layer_scales, make_optimizer
 from kzoo.training.schedules import WarmupSchedule, make_schedule
-from kzoo.training.tta import parse_tta, shift_pixels, tta_views
+from kzoo.training.tta import parse_tta, shift_pixels, tta_views, tta_weights
 
 pytestmark = pytest.mark.backend_agnostic
 
@@ -94,10 +94,14 @@ def test_tta_views_are_mirrors_and_reflected_shifts():
     assert len(views) == 6 and all(v.shape == images.shape for v in views)
     np.testing.assert_array_equal(views[1], images[:, :, ::-1])
     s = shift_pixels(32)
-    assert s == 2
+    assert s == 1 and shift_pixels(64) == 2
     np.testing.assert_array_equal(views[2][:, s:, s:], images[:, :-s, :-s])  # moved down-right
     np.testing.assert_array_equal(views[3][:, :-s, :-s], images[:, s:, s:])  # moved up-left
     np.testing.assert_array_equal(views[2][:, 0, s:], images[:, s, :-s])  # the border is reflected, not black
+    # airbench's weighting: unshifted views one half, shifted views the other half
+    np.testing.assert_allclose(tta_weights(["flip", "translate"]), [0.25, 0.25, 0.125, 0.125, 0.125, 0.125])
+    np.testing.assert_allclose(tta_weights(["translate"]), [0.5, 0.25, 0.25])
+    np.testing.assert_allclose(tta_weights(["flip"]), [0.5, 0.5])
     assert parse_tta("translate,flip") == ["flip", "translate"] and parse_tta("none") == []
     with pytest.raises(KzooError, match="--tta 'rotate' is not supported"):
         parse_tta("flip,rotate")
