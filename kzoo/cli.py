@@ -28,7 +28,7 @@ TRAIN_HELP = {
     "augment_on": "pipeline (tf.data map on the CPU) or device (inside the train step)",
     "image_size": "resize images to H[,W]; default: the model's input size",
     "val_split": "hold out this fraction of the training data for validation (0..1)",
-    "mixed_precision": "compute in bfloat16 or float16 (logits stay float32)",
+    "mixed_precision": "compute in bfloat16 or float16 (logits stay float32); float32 undoes a recipe's",
     "distribute": "mirrored (TensorFlow) or data-parallel (JAX) over all local devices",
     "weights": "start from a .keras, .weights.h5 or .safetensors file, or hf-hub:owner/name",
     "pretrained": "start from the model's default checkpoint (kzoo models --pretrained)",
@@ -46,7 +46,7 @@ TRAIN_HELP = {
     "layer_decay": "layer-wise lr decay for ViT fine-tuning: block i trains at lr * decay ** (depth - i)",
     "tta": "test-time augmentation of the final test, reported beside the plain figures: flip, translate or "
            "flip,translate",
-    "norm_bias_lr": "multiply the learning rate of BatchNorm/LayerNorm offsets by this factor (airbench: 64)",
+    "norm_bias_lr": "multiply the learning rate of BatchNorm offsets by this factor (airbench: 64)",
     "lookahead": "every N steps move a slow copy of the weights toward the model and reset the model to it; "
                  "the pull grows over training (airbench's lookahead, N=5)",
     "budget_minutes": "stop training after this many minutes of wall clock (data loading included); "

@@ -3,7 +3,7 @@
 from kzoo.layers.drop_path import DropPath
 from kzoo.layers.position_embedding import PositionEmbedding, resample_position_embedding
 from kzoo.layers.preprocess import ImageNormalization
-from kzoo.layers.vit_layers import ClassToken, MultiHeadSelfAttention, TokenPooling, TokensToGrid
+from kzoo.layers.vit_layers import ClassToken, MultiHeadSelfAttention, SequencePooling, TokenPooling, TokensToGrid
 
 __all__ = [
     "ClassToken",
@@ -11,6 +11,7 @@ __all__ = [
     "ImageNormalization",
     "MultiHeadSelfAttention",
     "PositionEmbedding",
+    "SequencePooling",
     "TokenPooling",
     "TokensToGrid",
     "resample_position_embedding",

@@ -239,3 +239,25 @@ class TokensToGrid(keras.layers.Layer):
             "grid_size": list(self.grid_size),
             "num_prefix_tokens": self.num_prefix_tokens,
         }
+
+
+@keras.saving.register_keras_serializable(package="kzoo")
+class SequencePooling(keras.layers.Layer):
+    """Compact convolutional transformers' sequence pooling (Hassani et al., 2021): one learned score
+    per token, a softmax over the tokens, and the score-weighted sum of the tokens (no class token).
+
+    Example:
+        >>> tuple(SequencePooling()(keras.ops.ones((2, 5, 8))).shape)
+        (2, 8)
+    """
+
+    def build(self, input_shape):
+        self.score = keras.layers.Dense(1, name="score")
+        self.score.build(input_shape)
+
+    def call(self, tokens):
+        weights = ops.softmax(self.score(tokens), axis=1)  # (B, N, 1)
+        return ops.sum(weights * tokens, axis=1)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[2])

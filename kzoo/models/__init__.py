@@ -22,3 +22,7 @@ from kzoo.models import airbench  # noqa: F401,E402  (airbench94, the fast CIFAR
 from kzoo.models.airbench import build_airbench  # noqa: E402
 
 __all__ += ["build_airbench"]
+from kzoo.models import cct  # noqa: F401,E402  (compact convolutional transformers: cct_7_3x1, cct_airbench)
+from kzoo.models.cct import build_cct  # noqa: E402
+
+__all__ += ["build_cct"]

@@ -49,6 +49,27 @@ class PartialDirac(keras.initializers.Initializer):
         return {"seed": self.seed}
 
 
+def whitened_conv_groups(x, widths: Sequence[int], whiten_kernel: int = 2, bn_momentum: float = 0.6) -> list:
+    """airbench's body on normalised images `x`: the whitening stem, then per width a group of
+    conv3x3 -> max-pool 2 -> BatchNorm -> GELU -> conv3x3 -> BatchNorm -> GELU. Returns each group's
+    output (`stage{k}`)."""
+    x = PatchWhitening(whiten_kernel, name="stem_whiten")(x)
+    x = keras.layers.Activation("gelu", name="stem_gelu")(x)
+    stages = []
+    for k, width in enumerate(widths, start=1):
+        for j in (1, 2):
+            x = keras.layers.Conv2D(width, 3, padding="same", use_bias=False, kernel_initializer=PartialDirac(),
+                                    name=f"stage{k}_conv{j}")(x)
+            if j == 1:
+                x = keras.layers.MaxPooling2D(2, name=f"stage{k}_pool")(x)
+            # Keras' momentum is the running average's weight (PyTorch's 1 - momentum).
+            x = keras.layers.BatchNormalization(momentum=bn_momentum, epsilon=1e-12, scale=False,
+                                                name=f"stage{k}_bn{j}")(x)
+            x = keras.layers.Activation("gelu", name=f"stage{k}" if j == 2 else f"stage{k}_gelu{j}")(x)
+        stages.append(x)
+    return stages
+
+
 def build_airbench(
     widths: Sequence[int] = (64, 256, 256),
     num_classes: int = 10,
@@ -83,20 +104,8 @@ def build_airbench(
     if features_only:
         resolve_out_indices(out_indices, len(widths), name)
     inputs, x = image_input(input_shape, mean, std, "airbench")
-    x = PatchWhitening(whiten_kernel, name="stem_whiten")(x)
-    x = keras.layers.Activation("gelu", name="stem_gelu")(x)
-    stages = []
-    for k, width in enumerate(widths, start=1):
-        for j in (1, 2):
-            x = keras.layers.Conv2D(width, 3, padding="same", use_bias=False, kernel_initializer=PartialDirac(),
-                                    name=f"stage{k}_conv{j}")(x)
-            if j == 1:
-                x = keras.layers.MaxPooling2D(2, name=f"stage{k}_pool")(x)
-            # Keras' momentum is the running average's weight (PyTorch's 1 - momentum).
-            x = keras.layers.BatchNormalization(momentum=bn_momentum, epsilon=1e-12, scale=False,
-                                                name=f"stage{k}_bn{j}")(x)
-            x = keras.layers.Activation("gelu", name=f"stage{k}" if j == 2 else f"stage{k}_gelu{j}")(x)
-        stages.append(x)
+    stages = whitened_conv_groups(x, widths, whiten_kernel, bn_momentum)
+    x = stages[-1]
     if features_only:
         return feature_model(inputs, stages, out_indices, name)
     x = keras.layers.GlobalMaxPooling2D(name=POOL_NAME)(x)

@@ -59,7 +59,7 @@ class TrainConfig:
     clip_norm: float | None = None  # clip the global gradient norm to this value
     ema: float | None = None  # EMA decay per step (e.g. 0.999): validate, checkpoint and test the average
     layer_decay: float | None = None  # ViT fine-tuning: block i's rate is lr * layer_decay ** (depth - i)
-    norm_bias_lr: float | None = None  # multiply the rate of BatchNorm/LayerNorm offsets (airbench: 64)
+    norm_bias_lr: float | None = None  # multiply the rate of BatchNorm offsets (airbench: 64)
     lookahead: int | None = None  # every N steps pull the weights toward a slow copy (airbench's lookahead)
     tta: str | None = None  # test-time augmentation of the final test: "flip", "translate" or "flip,translate"
     budget_minutes: float | None = None  # stop fit after this much wall clock; the schedule follows time
@@ -78,6 +78,8 @@ class TrainConfig:
         _choice("distribute", self.distribute, DISTRIBUTE)
         _choice("loss", self.loss, LOSSES)
         _choice("augment-on", self.augment_on, AUGMENT_ON)
+        if self.mixed_precision in ("float32", "none"):  # lets a flag undo a recipe's mixed precision
+            self.mixed_precision = None
         _choice("mixed-precision", self.mixed_precision, MIXED)
         for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:

@@ -26,17 +26,16 @@ def no_decay_variables(model: keras.Model) -> list:
 
 
 def norm_offsets(model: keras.Model) -> list[str]:
-    """Paths of the trainable offsets (beta) of the model's BatchNormalization and LayerNormalization
-    layers, nested models included.
+    """Paths of the trainable offsets (beta) of the model's BatchNormalization layers, nested models
+    included (airbench's 64x rate is for BatchNorm biases; transformer LayerNorms keep the base rate).
 
     Example:
         >>> import kzoo
         >>> norm_offsets(kzoo.create_model("airbench94"))[:2]
         ['stage1_bn1/beta', 'stage1_bn2/beta']
     """
-    norms = (keras.layers.BatchNormalization, keras.layers.LayerNormalization)
     return [layer.beta.path for layer in _all_layers(model)
-            if isinstance(layer, norms) and getattr(layer, "beta", None) is not None and layer.beta.trainable]
+            if isinstance(layer, keras.layers.BatchNormalization) and layer.center and layer.beta.trainable]
 
 
 def _all_layers(model: keras.Model) -> list:

@@ -13,6 +13,7 @@ from kzoo.layers import (
     DropPath,
     MultiHeadSelfAttention,
     PositionEmbedding,
+    SequencePooling,
     TokenPooling,
     TokensToGrid,
     resample_position_embedding,
@@ -182,6 +183,19 @@ def test_position_embedding_loads_another_grid():
         narrow.load_own_variables(store)
 
 
+def test_sequence_pooling_is_a_softmax_weighted_sum_of_the_tokens():
+    x = np.random.default_rng(1).normal(size=(2, 5, 4)).astype("float32")
+    layer = SequencePooling()
+    layer(x)
+    kernel, bias = np.array([[1.0], [-2.0], [0.5], [0.0]], "float32"), np.array([0.3], "float32")
+    layer.set_weights([kernel, bias])
+    scores = x @ kernel + bias  # (2, 5, 1)
+    weights = np.exp(scores) / np.exp(scores).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(_np(layer(x)), (weights * x).sum(axis=1), rtol=1e-5, atol=1e-6)
+    layer.set_weights([np.zeros_like(kernel), bias])  # equal scores: the plain mean of the tokens
+    np.testing.assert_allclose(_np(layer(x)), x.mean(axis=1), rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize(
     "layer, x",
     [
@@ -194,6 +208,7 @@ def test_position_embedding_loads_another_grid():
         (PositionEmbedding((1, 3), num_prefix_tokens=0), np.zeros((2, 3, 4), "float32")),
         (TokenPooling("gap", 1), np.zeros((2, 3, 4), "float32")),
         (TokensToGrid((1, 2), 1), np.zeros((2, 3, 4), "float32")),
+        (SequencePooling(), np.random.default_rng(0).normal(size=(2, 3, 4)).astype("float32")),
     ],
 )
 def test_layers_serialize(layer, x):

@@ -1,0 +1,86 @@
+"""The 60-minute CPU race (docs/recipes.md): one figure of test top-1 against wall-clock minutes for
+every race run, and the table row of each, from the run directories `kzoo train` wrote.
+
+The race runs train on all 50,000 CIFAR-10 training images without --val-split, so each epoch's
+"validation" is the official test split, watched but never used to choose a checkpoint: the curve
+is test accuracy over time. The x axis sums `epoch_seconds` (training plus that test pass); the star
+at the end is the run's whole wall clock (data loading, whitening fit, final test with TTA included).
+
+    python benchmarks/race_figure.py --out docs/img/race.png runs/race/airbench94_e18_s0 ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import statistics
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def load_run(run_dir: str) -> dict:
+    with open(os.path.join(run_dir, "history.csv")) as f:
+        rows = list(csv.DictReader(f))
+    with open(os.path.join(run_dir, "metrics.json")) as f:
+        metrics = json.load(f)
+    with open(os.path.join(run_dir, "config.json")) as f:
+        config = json.load(f)
+    seconds = [float(r["epoch_seconds"]) for r in rows]
+    return {"dir": run_dir, "rows": rows, "metrics": metrics, "config": config, "seconds": seconds}
+
+
+def table_row(run: dict) -> str:
+    m, c = run["metrics"], run["config"]
+    tta = m.get("tta") or {}
+    ips = statistics.median(float(r["images_per_sec"]) for r in run["rows"])
+    return (f"| {c.get('recipe') or c['model']} | {c['model']} | {c['seed']} | {m['top1']:.2%} | {m['top5']:.2%} | "
+            f"{tta.get('top1', float('nan')):.2%} | {tta.get('top5', float('nan')):.2%} | {m['epochs_completed']} | "
+            f"{ips:.0f} | {m['wall_time_s'] / 60:.1f} |")
+
+
+def plot(runs: list[dict], out: str) -> None:
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for run in runs:
+        c, m = run["config"], run["metrics"]
+        minutes, elapsed = [], 0.0
+        for s in run["seconds"]:
+            elapsed += s
+            minutes.append(elapsed / 60)
+        tests = [float(r["val_accuracy"]) for r in run["rows"]]
+        label = f"{c.get('recipe') or c['model']} (seed {c['seed']})"
+        (line,) = ax.plot(minutes, tests, marker="o", ms=3, label=label)
+        if m.get("tta"):
+            ax.plot([m["wall_time_s"] / 60], [m["tta"]["top1"]], marker="*", ms=10, color=line.get_color())
+    ax.axhline(0.94, color="grey", lw=0.8, ls="--")
+    ax.axvline(60, color="grey", lw=0.8)
+    ax.set_xlabel("minutes of fit (epochs with their test pass); star: the run's end, final test with TTA")
+    ax.set_ylabel("CIFAR-10 test top-1")
+    ax.set_ylim(0.5, 1.0)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title("60-minute CPU race (2 cores)")
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
+    fig.savefig(out, dpi=120)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+", help="run directories written by kzoo train")
+    parser.add_argument("--out", default="docs/img/race.png")
+    args = parser.parse_args()
+    runs = [load_run(d) for d in args.runs]
+    plot(runs, args.out)
+    print("| recipe | model | seed | test top-1 | top-5 | top-1 TTA | top-5 TTA | epochs | images/s (median epoch) | wall min |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for run in runs:
+        print(table_row(run))
+
+
+if __name__ == "__main__":
+    main()
