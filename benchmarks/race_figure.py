@@ -52,7 +52,8 @@ def plot(runs: list[dict], out: str) -> None:
             elapsed += s
             minutes.append(elapsed / 60)
         tests = [float(r["val_accuracy"]) for r in run["rows"]]
-        label = f"{c.get('recipe') or c['model']} (seed {c['seed']})"
+        label = (f"{c.get('recipe') or c['model']}, {c['epochs']} epochs, {c.get('mixed_precision') or 'float32'}"
+                 f" (seed {c['seed']})")
         (line,) = ax.plot(minutes, tests, marker="o", ms=3, label=label)
         if m.get("tta"):
             ax.plot([m["wall_time_s"] / 60], [m["tta"]["top1"]], marker="*", ms=10, color=line.get_color())

@@ -58,7 +58,8 @@ def build_cct(
         tokenizer: "conv" (the paper's: conv3x3 + ReLU + max-pool 3/2 per width) or "airbench"
             (airbench94's whitened conv groups: conv-pool-BN-GELU-conv-BN-GELU per width).
         tokenizer_widths: channels of each tokenizer stage; the last is the transformer's width.
-        depth, heads, mlp_ratio: the transformer (pre-norm blocks, exact GELU MLP).
+        depth, heads, mlp_ratio: the transformer (pre-norm blocks, qkv without bias as in the
+            official implementation, exact GELU MLP).
         features_only: the tokenizer stages and every block (as a token grid).
 
     Example:
@@ -86,8 +87,8 @@ def build_cct(
         x = keras.layers.Dropout(dropout, name="pos_drop")(x)
     # The blocks are ViT's; a 1-pixel "patch" grid describes the token grid.
     c = ViTConfig(image_size=grid, patch_size=1, dim=dim, depth=depth, heads=heads, mlp_dim=int(dim * mlp_ratio),
-                  class_token=False, pool="gap", dropout=dropout, attn_dropout=attn_dropout, drop_path=drop_path,
-                  layer_norm_epsilon=1e-5)
+                  class_token=False, pool="gap", qkv_bias=False, dropout=dropout, attn_dropout=attn_dropout,
+                  drop_path=drop_path, layer_norm_epsilon=1e-5)
     blocks = []
     for i in range(depth):
         x = _block(x, c, i, drop_path * i / max(depth - 1, 1))

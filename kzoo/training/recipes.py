@@ -64,7 +64,7 @@ RECIPES: dict[str, Recipe] = {
         "decoupled weight decay 8.9e-3 (its coupled 0.0153 per 1024 images through the momentum), "
         "BatchNorm offsets at 64x the rate, a linear triangle schedule (0.2 -> 1 at 23% -> 0.07), label "
         "smoothing 0.2, flip + 2-pixel translation, lookahead every 5 steps, flip + 1-pixel translation TTA. "
-        "On a CPU it runs in bfloat16 without XLA (oneDNN; 2x float32 and XLA on this machine). Not "
+        "It trains in bfloat16 without XLA (XLA:CPU was slower; docs/benchmarks.md). Not "
         "reproduced: the alternating flip, freezing the stem bias after 3 epochs, weight decay on the "
         "BatchNorm offsets.",
         dict(model="airbench94", optimizer="sgd", lr=1.5, momentum=0.85, weight_decay=8.9e-3,
