@@ -140,22 +140,39 @@ class MultiHeadSelfAttention(keras.layers.Layer):
     def call(self, tokens, training=None):
         shape = ops.shape(tokens)
         batch, length = shape[0], shape[1]
-        qkv = ops.reshape(self.qkv(tokens), (batch, length, 3, self.num_heads, self.head_dim))
-        # (B, N, heads, head_dim) each: the layout dot_product_attention expects.
-        query, key, value = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
+        query, key, value = ops.split(self.qkv(tokens), 3, axis=-1)
         scale = self.head_dim**-0.5
-        if training and self.attn_dropout > 0:
-            logits = ops.einsum("bqhd,bkhd->bhqk", query, key) * ops.cast(scale, query.dtype)
-            # Softmax in float32: bfloat16 logits lose too much precision in the exponent sum.
-            probs = ops.cast(ops.softmax(ops.cast(logits, "float32"), axis=-1), value.dtype)
-            probs = self.dropout(probs, training=training)
-            out = ops.einsum("bhqk,bkhd->bqhd", probs, value)
-        elif training and _fused_attention_on_gpu() and query.shape[1] is not None:
-            out = even_length_attention(query, key, value, scale, flash_attention=True)
+        dropout = bool(training) and self.attn_dropout > 0
+        if _fused_attention_on_gpu() and not dropout:
+            # (B, N, heads, head_dim) each: the layout dot_product_attention expects.
+            query, key, value = (ops.reshape(t, (batch, length, self.num_heads, self.head_dim))
+                                 for t in (query, key, value))
+            if training and query.shape[1] is not None:
+                out = even_length_attention(query, key, value, scale, flash_attention=True)
+            else:
+                out = ops.dot_product_attention(query, key, value, scale=scale)
+            out = ops.reshape(out, (batch, length, self.num_heads * self.head_dim))
         else:
-            out = ops.dot_product_attention(query, key, value, scale=scale)
-        out = ops.reshape(out, (batch, length, self.num_heads * self.head_dim))
+            out = self._heads_first_attention(query, key, value, scale, training)
         return self.proj(out)
+
+    def _heads_first_attention(self, query, key, value, scale, training):
+        """Attention with heads moved before tokens, as batched matmuls. On CPUs this is 3.2x faster
+        (forward + backward, TensorFlow without XLA, batch 1024 x 49 tokens x 4 heads) than
+        dot_product_attention on the (B, N, heads, head_dim) layout, whose einsums transpose
+        every operand (docs/benchmarks.md)."""
+        batch, length = ops.shape(query)[0], ops.shape(query)[1]
+
+        def heads_first(t):
+            return ops.transpose(ops.reshape(t, (batch, length, self.num_heads, self.head_dim)), (0, 2, 1, 3))
+
+        query, key, value = heads_first(query), heads_first(key), heads_first(value)
+        logits = ops.matmul(query, ops.swapaxes(key, -1, -2)) * ops.cast(scale, query.dtype)
+        # Softmax in float32: bfloat16 logits lose too much precision in the exponent sum.
+        probs = ops.cast(ops.softmax(ops.cast(logits, "float32"), axis=-1), value.dtype)
+        probs = self.dropout(probs, training=training)
+        out = ops.transpose(ops.matmul(probs, value), (0, 2, 1, 3))
+        return ops.reshape(out, (batch, length, self.num_heads * self.head_dim))
 
     def compute_output_shape(self, input_shape):
         return (*input_shape[:-1], self.output_dim or input_shape[-1])

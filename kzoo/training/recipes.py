@@ -72,6 +72,18 @@ RECIPES: dict[str, Recipe] = {
              epochs=10, augment="flip_translate", lookahead=5, tta="flip,translate",
              mixed_precision="bfloat16", jit_compile=False),
     ),
+    "cct_airbench": Recipe(
+        "The transformer row of the 60-minute CPU race: cct_airbench (airbench94's whitened conv groups "
+        "as a tokenizer of 7x7 tokens, 2 transformer blocks, sequence pooling) with airbench94's data "
+        "side (flip + 2-pixel translation, label smoothing 0.2, lookahead every 5 steps, flip + 1-pixel "
+        "translation TTA) but AdamW (lr 2e-3, weight decay 0.05, no decay on norms and biases) at batch "
+        "512: Nesterov SGD at airbench's lr 1.5 diverged within the first epoch. float32 without XLA: "
+        "bfloat16 matmuls were slower than float32 on this CPU (docs/benchmarks.md). The "
+        "triangle schedule follows the 54-minute clock.",
+        dict(model="cct_airbench", optimizer="adamw", lr=2e-3, weight_decay=0.05, schedule="triangle", warmup=0,
+             label_smoothing=0.2, batch_size=512, epochs=12, budget_minutes=54.0, augment="flip_translate",
+             lookahead=5, tta="flip,translate", jit_compile=False),
+    ),
 }
 
 
