@@ -157,10 +157,10 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         return self.proj(out)
 
     def _heads_first_attention(self, query, key, value, scale, training):
-        """Attention with heads moved before tokens, as batched matmuls. On CPUs this is 3.2x faster
-        (forward + backward, TensorFlow without XLA, batch 1024 x 49 tokens x 4 heads) than
-        dot_product_attention on the (B, N, heads, head_dim) layout, whose einsums transpose
-        every operand (docs/benchmarks.md)."""
+        """Attention with heads moved before tokens, as batched matmuls. On CPUs a layer's training
+        step is 1.6-1.9x faster this way (TensorFlow without XLA, batch 1024 x 49 tokens x 256) than
+        with dot_product_attention on the (B, N, heads, head_dim) layout, whose einsums transpose
+        every operand (benchmarks/attention_layout.py)."""
         batch, length = ops.shape(query)[0], ops.shape(query)[1]
 
         def heads_first(t):
