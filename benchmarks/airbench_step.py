@@ -1,7 +1,7 @@
 """Training images/s of a 32x32 kzoo model (airbench94 by default) on this machine in float32 and
 bfloat16, with and without XLA (TensorFlow backend): the measurement behind the race recipes'
 `--mixed-precision` and `--jit-compile` choices (docs/benchmarks.md). The set-ups alternate, round
-after round, and the medians are reported with the ratio to float32 without XLA.
+after round, and the medians are reported with the ratio to the first set-up listed.
 
     TF_CPP_MIN_LOG_LEVEL=2 python benchmarks/airbench_step.py --batch 1024 --steps 6 --rounds 3
     TF_CPP_MIN_LOG_LEVEL=2 python benchmarks/airbench_step.py --model cct_airbench --steps 3

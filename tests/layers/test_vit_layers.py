@@ -62,7 +62,7 @@ def test_attention_path_depends_on_the_device(monkeypatch):
     monkeypatch.setattr(keras.ops, "dot_product_attention", spy)
     x = np.random.default_rng(0).normal(size=(1, 4, 8)).astype("float32")
     layer = MultiHeadSelfAttention(2, attn_dropout=0.5)
-    # CPU: heads-first batched matmuls (3.2x faster there), never the (B, N, h, d) fused op.
+    # CPU: heads-first batched matmuls (1.6-1.9x faster there), never dot_product_attention.
     plain = _np(layer(x, training=False))
     dropped = _np(layer(x, training=True))
     assert calls == []
