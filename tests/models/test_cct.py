@@ -25,3 +25,14 @@ def test_cct_airbench_tokens_come_from_the_whitened_conv_groups():
     assert model.get_layer("tokens").output.shape == (None, 49, 16)  # 31 -> 15 -> 7 at 32x32
     logits = model.predict(np.zeros((2, 32, 32, 3), "float32"), verbose=0)
     assert logits.shape == (2, 3) and np.isfinite(logits).all()
+
+
+def test_cct_airbench_d1_is_cct_airbench_less_one_block():
+    with shape_only():
+        two, one = kzoo.create_model("cct_airbench"), kzoo.create_model("cct_airbench_d1")
+    names = {layer.name for layer in one.layers}
+    assert any(n.startswith("block_0") for n in names)
+    assert not any(n.startswith("block_1") for n in names)
+    # one pre-norm block at width 256, MLP 512, qkv without bias: 2 LayerNorms 1,024 + qkv 196,608 +
+    # proj 65,792 + MLP 262,912
+    assert trainable_count(two) - trainable_count(one) == 1_024 + 196_608 + 65_792 + 262_912
