@@ -24,6 +24,10 @@ class Recipe:
     derived: dict[str, Callable[[dict[str, Any]], Any]] = field(default_factory=dict)
 
 
+_CCT_AIRBENCH = dict(model="cct_airbench", optimizer="adamw", lr=2e-3, weight_decay=0.05, schedule="triangle",
+                     warmup=0, label_smoothing=0.2, batch_size=512, epochs=12, budget_minutes=54.0,
+                     augment="flip_translate", lookahead=5, tta="flip,translate", jit_compile=False)
+
 RECIPES: dict[str, Recipe] = {
     "vit_keras_example": Recipe(
         "The keras.io 'Image classification with Vision Transformer' example as published: its ViT "
@@ -80,17 +84,13 @@ RECIPES: dict[str, Recipe] = {
         "512: Nesterov SGD at airbench's lr 1.5 diverged within the first epoch. float32 without XLA: "
         "bfloat16 matmuls were slower than float32 on this CPU (docs/benchmarks.md). The "
         "triangle schedule follows the 54-minute clock.",
-        dict(model="cct_airbench", optimizer="adamw", lr=2e-3, weight_decay=0.05, schedule="triangle", warmup=0,
-             label_smoothing=0.2, batch_size=512, epochs=12, budget_minutes=54.0, augment="flip_translate",
-             lookahead=5, tta="flip,translate", jit_compile=False),
+        _CCT_AIRBENCH,
     ),
     "cct_airbench_d1": Recipe(
         "cct_airbench's recipe on cct_airbench_d1 (one transformer block instead of two): its step is "
         "1.3-1.5x faster on the 2-core CPU, so the 55-minute clock bought 15.2 epochs instead of 11.5. "
         "The epoch count is a ceiling; the clock-following triangle schedule anneals by the budget.",
-        dict(model="cct_airbench_d1", optimizer="adamw", lr=2e-3, weight_decay=0.05, schedule="triangle", warmup=0,
-             label_smoothing=0.2, batch_size=512, epochs=24, budget_minutes=55.0, augment="flip_translate",
-             lookahead=5, tta="flip,translate", jit_compile=False),
+        dict(_CCT_AIRBENCH, model="cct_airbench_d1", epochs=24, budget_minutes=55.0),
     ),
 }
 
