@@ -71,7 +71,9 @@ def plot(runs: list[dict], out: str) -> None:
             elapsed += s
             minutes.append(elapsed / 60)
         tests = [float(r["val_accuracy"]) for r in run["rows"]]
-        label = (f"{c.get('recipe') or c['model']}, {c['epochs']} epochs, {c.get('mixed_precision') or 'float32'}"
+        # a budget-stopped run's --epochs is only a ceiling: name its clock instead
+        length = f"{c['budget_minutes']:g}-min clock" if c.get("budget_minutes") else f"{c['epochs']} epochs"
+        label = (f"{c.get('recipe') or c['model']}, {length}, {c.get('mixed_precision') or 'float32'}"
                  f" (seed {c['seed']})")
         (line,) = ax.plot(minutes, tests, marker="o", ms=3, label=label)
         if m.get("tta"):
