@@ -5,6 +5,8 @@ after round, and the medians are reported with the ratio to the first set-up lis
 
     TF_CPP_MIN_LOG_LEVEL=2 python benchmarks/airbench_step.py --batch 1024 --steps 6 --rounds 3
     TF_CPP_MIN_LOG_LEVEL=2 python benchmarks/airbench_step.py --model cct_airbench --steps 3
+    TF_CPP_MIN_LOG_LEVEL=2 python benchmarks/airbench_step.py --model cct_airbench,cct_airbench_d1 \
+        --setups float32 --batch 512 --steps 3 --rounds 3
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ def build(name: str, policy: str, jit: bool) -> keras.Model:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="airbench94")
+    parser.add_argument("--model", default="airbench94", help="comma-separated kzoo model names, alternated too")
     parser.add_argument("--setups", default=",".join(SETUPS), help="comma-separated subset of " + ", ".join(SETUPS))
     parser.add_argument("--batch", type=int, default=1024)
     parser.add_argument("--steps", type=int, default=6, help="train steps per timed fit")
@@ -44,7 +46,8 @@ def main() -> None:
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 255, (args.batch * args.steps, 32, 32, 3)).astype("float32")
     y = np.eye(10, dtype="float32")[rng.integers(0, 10, len(x))]
-    models = {name: build(args.model, *SETUPS[name]) for name in args.setups.split(",")}
+    models = {f"{model} {setup}": build(model, *SETUPS[setup])
+              for model in args.model.split(",") for setup in args.setups.split(",")}
     for model in models.values():  # trace/compile outside the timing
         model.fit(x[: 2 * args.batch], y[: 2 * args.batch], batch_size=args.batch, verbose=0)
     rates = {name: [] for name in models}
@@ -54,10 +57,10 @@ def main() -> None:
             model.fit(x, y, batch_size=args.batch, verbose=0)
             rates[name].append(len(x) / (time.perf_counter() - start))
     base = statistics.median(next(iter(rates.values())))
-    print(f"{args.model}, backend {keras.backend.backend()}, batch {args.batch}, {args.steps} steps x {args.rounds} rounds")
+    print(f"backend {keras.backend.backend()}, batch {args.batch}, {args.steps} steps x {args.rounds} rounds")
     for name, values in rates.items():
         median = statistics.median(values)
-        print(f"{name:14s} {median:7.0f} img/s  ({median / base:.2f}x the first)  runs: {[round(v) for v in values]}")
+        print(f"{name:30s} {median:7.0f} img/s  ({median / base:.2f}x the first)  runs: {[round(v) for v in values]}")
 
 
 if __name__ == "__main__":
