@@ -27,7 +27,7 @@ SETUPS = {"float32": ("float32", False), "float32+xla": ("float32", True), "bflo
 def build(name: str, policy: str, jit: bool) -> keras.Model:
     keras.mixed_precision.set_global_policy(policy)
     try:
-        model = kzoo.create_model(name)
+        model = kzoo.create_model(name, num_classes=10)
     finally:
         keras.mixed_precision.set_global_policy("float32")
     model.compile(keras.optimizers.SGD(0.1, momentum=0.85, nesterov=True),

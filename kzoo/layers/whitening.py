@@ -17,6 +17,10 @@ class PatchWhitening(keras.layers.Layer):
     pixels and channels, which lets the network learn in fewer epochs (Jordan, "94% on CIFAR-10 in
     3.29 seconds", 2024). The kernel is frozen; the bias trains.
 
+    With `strides=kernel_size` it whitens non-overlapping patches: a ViT's patch embedding
+    (`build_vit(..., patch_whitening=True)`) is then this layer followed by a learned linear map,
+    still linear in the pixels. The covariance is always taken over every window.
+
     Until `adapt` is called the filters assume already-white input (plus/minus unit vectors);
     `kzoo train` adapts every PatchWhitening layer from training images before fitting.
 
@@ -27,11 +31,12 @@ class PatchWhitening(keras.layers.Layer):
         (1, 15, 15, 24)
     """
 
-    def __init__(self, kernel_size: int = 2, eps: float = 5e-4, **kwargs):
+    def __init__(self, kernel_size: int = 2, eps: float = 5e-4, strides: int = 1, **kwargs):
         super().__init__(**kwargs)
-        if not isinstance(kernel_size, int) or kernel_size < 1:
-            raise KzooError(f"PatchWhitening: kernel_size must be a positive int, got {kernel_size!r}")
-        self.kernel_size, self.eps = kernel_size, float(eps)
+        for key, value in (("kernel_size", kernel_size), ("strides", strides)):
+            if not isinstance(value, int) or value < 1:
+                raise KzooError(f"PatchWhitening: {key} must be a positive int, got {value!r}")
+        self.kernel_size, self.eps, self.strides = kernel_size, float(eps), strides
 
     def build(self, input_shape):
         k, channels = self.kernel_size, int(input_shape[-1])
@@ -44,7 +49,7 @@ class PatchWhitening(keras.layers.Layer):
 
     def call(self, inputs):
         kernel = ops.cast(self.kernel, inputs.dtype)
-        return ops.conv(inputs, kernel, padding="valid") + ops.cast(self.bias, inputs.dtype)
+        return ops.conv(inputs, kernel, strides=self.strides, padding="valid") + ops.cast(self.bias, inputs.dtype)
 
     def adapt(self, images, chunk: int = 500) -> None:
         """Set the filters from `images` (N, H, W, C), as the layer sees them (normalised); a few
@@ -76,11 +81,12 @@ class PatchWhitening(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         k = self.kernel_size
-        size = [None if s is None else s - k + 1 for s in input_shape[1:3]]
+        size = [None if s is None else (s - k) // self.strides + 1 for s in input_shape[1:3]]
         return (input_shape[0], *size, 2 * k * k * int(input_shape[-1]))
 
     def get_config(self):
-        return {**super().get_config(), "kernel_size": self.kernel_size, "eps": self.eps}
+        return {**super().get_config(), "kernel_size": self.kernel_size, "eps": self.eps,
+                "strides": self.strides}
 
 
 def adapt_whitening(model: keras.Model, images: np.ndarray) -> int:

@@ -15,7 +15,8 @@ from typing import Any, Sequence
 import keras
 
 from kzoo.errors import KzooError
-from kzoo.layers import ClassToken, DropPath, MultiHeadSelfAttention, PositionEmbedding, TokenPooling, TokensToGrid
+from kzoo.layers import (ClassToken, DropPath, MultiHeadSelfAttention, PatchWhitening, PositionEmbedding, TokenPooling,
+                         TokensToGrid)
 from kzoo.layers.vit_layers import POOL_MODES
 from kzoo.models.common import check_num_classes, classifier, image_input, register_variant
 from kzoo.models.features import feature_model, resolve_out_indices
@@ -60,6 +61,9 @@ class ViTConfig:
     channels: int = 3
     mean: tuple[float, ...] | None = None  # None: ImageNet statistics
     std: tuple[float, ...] | None = None
+    # Embed patches as frozen PatchWhitening (fitted to training patches) + a learned linear map:
+    # still a linear patch embedding, with decorrelated inputs from the first step.
+    patch_whitening: bool = False
 
     def __post_init__(self):
         size = self.image_size
@@ -127,7 +131,7 @@ def build_vit(
         features_only: return the tokens after the blocks in `out_indices` as (B, H/p, W/p, D)
             maps instead of logits.
         **options: the remaining `ViTConfig` fields (mlp_output_activation, mlp_dropout,
-            head_hidden_units, head_activation, head_dropout, qkv_bias, mean, std).
+            head_hidden_units, head_activation, head_dropout, qkv_bias, mean, std, patch_whitening).
 
     Example:
         >>> model = build_vit(image_size=32, patch_size=4, dim=128, depth=4, heads=2,
@@ -182,7 +186,11 @@ def vit_from_config(
     if features_only:
         resolve_out_indices(out_indices, c.depth, name)  # fail before building anything
     inputs, x = image_input((*c.image_size, c.channels), c.mean, c.std, "vit")
-    x = keras.layers.Conv2D(c.dim, c.patch_size, strides=c.patch_size, padding="valid", name="patch_embed")(x)
+    if c.patch_whitening:
+        x = PatchWhitening(c.patch_size, strides=c.patch_size, name="patch_whiten")(x)
+        x = keras.layers.Conv2D(c.dim, 1, name="patch_embed")(x)
+    else:
+        x = keras.layers.Conv2D(c.dim, c.patch_size, strides=c.patch_size, padding="valid", name="patch_embed")(x)
     x = keras.layers.Reshape((c.grid[0] * c.grid[1], c.dim), name="patch_tokens")(x)
     if c.class_token:
         x = ClassToken(name="cls_token")(x)
@@ -277,6 +285,9 @@ def _register() -> None:
         "vit_cifar_small": dict(dim=192, depth=6, heads=3, mlp_dim=384, description="1.8M params"),
         "vit_cifar_base": dict(dim=256, depth=8, heads=4, mlp_dim=512, description="4.2M params"),
     }
+    cifar["vit_cifar_tiny_whiten"] = dict(
+        cifar["vit_cifar_tiny"], patch_whitening=True,
+        description="0.55M params, patch embedding = frozen whitening fitted to training patches + learned linear map")
     for model_name, arch in cifar.items():
         description = f"ViT for 32x32 images, 4x4 patches, {arch.pop('description')}"
         register_variant(

@@ -128,7 +128,10 @@ def train(config: TrainConfig | None = None, **overrides: Any) -> TrainResult:
         # ODConv learns slowly (or not at all) without annealing its attention temperature from 30
         # to 1 over the first tenth of training (measured on GTSRB; docs/decisions.md).
         callbacks.append(ODConvTemperatureScheduler(initial=30.0, anneal_epochs=max(1, cfg.epochs // 10)))
-    train_ds = train_data.dataset.repeat() if cfg.steps_per_epoch else train_data.dataset
+    # One endless iterator for the whole fit, epochs counted in steps: a finite dataset makes Keras
+    # destroy its tf.data iterator at every epoch end, and on the 2-core CPU that stalled the next
+    # step for 30-45 s in about half the epochs (measured; docs/decisions.md).
+    train_ds = train_data.dataset.repeat()
     fit = dict(validation_data=splits["val"].dataset, shuffle=False,  # the tf.data pipeline shuffles (seeded)
                callbacks=callbacks, verbose=1 if log.isEnabledFor(logging.INFO) else 2)
     epoch, done = run_callbacks.backup_position(cfg.out) if resumed else (0, 0)
@@ -139,7 +142,7 @@ def train(config: TrainConfig | None = None, **overrides: Any) -> TrainResult:
         next(c for c in callbacks if isinstance(c, run_callbacks.AtomicBackupAndRestore)).step_offset = done
         trainer.fit(train_ds, epochs=epoch + 1, initial_epoch=epoch, steps_per_epoch=steps - done, **fit)
     if not (budget and budget.exhausted):
-        trainer.fit(train_ds, epochs=cfg.epochs, steps_per_epoch=cfg.steps_per_epoch, **fit)
+        trainer.fit(train_ds, epochs=cfg.epochs, steps_per_epoch=steps, **fit)
     return _finish(cfg, model, splits, train_data.class_names, replicas, time.perf_counter() - start)
 
 

@@ -51,6 +51,19 @@ def test_unadapted_layer_passes_the_pixels_through_with_both_signs():
     np.testing.assert_allclose(out[..., 12 + 11], -x[:, 1:, 1:, 2], atol=1e-6)
 
 
+def test_strided_layer_whitens_non_overlapping_patches():
+    images = _correlated_images(n=32, size=12)
+    dense, strided = PatchWhitening(4), PatchWhitening(4, strides=4)
+    dense.adapt(images)
+    strided.adapt(images)
+    out = keras.ops.convert_to_numpy(strided(images))
+    assert out.shape == strided.compute_output_shape(images.shape) == (32, 3, 3, 96)
+    # the same filters (fitted to every window) read at every 4th position
+    np.testing.assert_allclose(out, keras.ops.convert_to_numpy(dense(images))[:, ::4, ::4], atol=1e-4)
+    clone = PatchWhitening.from_config(strided.get_config())
+    assert (clone.kernel_size, clone.strides) == (4, 4)
+
+
 def test_adapt_whitening_uses_what_the_model_feeds_the_layer(tmp_path):
     model = kzoo.create_model("airbench94", num_classes=3, widths=(8, 8))
     pixels = np.clip(_correlated_images(n=32, size=32) * 12 + 110, 0, 255)
@@ -69,6 +82,8 @@ def test_adapt_whitening_uses_what_the_model_feeds_the_layer(tmp_path):
 def test_bad_inputs_are_one_line_errors():
     with pytest.raises(KzooError, match="kernel_size must be a positive int"):
         PatchWhitening(0)
+    with pytest.raises(KzooError, match="strides must be a positive int, got 1.5"):
+        PatchWhitening(2, strides=1.5)
     with pytest.raises(KzooError, match=r"expected images \(N, H, W, C\) of at least 2x2, got shape \(4, 4\)"):
         PatchWhitening(2).adapt(np.zeros((4, 4)))
     layer = PatchWhitening(2)

@@ -9,7 +9,7 @@ from model_checks import fit_one_step, images, one_hot, shape_only
 
 import kzoo
 from kzoo.errors import KzooError
-from kzoo.layers import MultiHeadSelfAttention, PositionEmbedding, resample_position_embedding
+from kzoo.layers import MultiHeadSelfAttention, PositionEmbedding, adapt_whitening, resample_position_embedding
 from kzoo.models.vit import ViTConfig, build_vit
 
 TINY = dict(dim=16, depth=1, heads=2, mlp_dim=32)
@@ -32,6 +32,22 @@ def test_vit_cifar_tiny_is_timms_network():
     # Exact erf GELU: gelu(1) = 0.841345, the tanh approximation gives 0.841192.
     assert float(keras.ops.convert_to_numpy(fc1.activation(keras.ops.ones(())))) == pytest.approx(0.841345, abs=1e-6)
     assert model.get_layer("block_0_mlp_fc2").activation is keras.activations.linear
+
+
+def test_whitened_patch_embedding_is_linear_in_whitened_patches():
+    model = kzoo.create_model("vit_cifar_tiny_whiten", num_classes=10)
+    # vit_cifar_tiny's 546,186 with the 48x128 patch kernel replaced by 96x128 over +-whitened patches,
+    # plus the whitening's 96 trainable offsets; its 4x4x3x96 filters are frozen.
+    assert sum(int(np.prod(w.shape)) for w in model.trainable_weights) == 546_186 + 48 * 128 + 96
+    assert model.get_layer("patch_whiten").strides == 4
+    assert model.get_layer("patch_whiten").output.shape == (None, 8, 8, 96)
+    rng = np.random.default_rng(0)
+    pixels = np.clip(rng.normal(120, 60, (64, 32, 32, 1)) + rng.normal(0, 10, (64, 32, 32, 3)), 0, 255)
+    assert adapt_whitening(model, pixels) == 1
+    # the channels' shared intensity makes the raw patches strongly correlated; the tokens' inputs are not
+    tokens_in = keras.Model(model.inputs, model.get_layer("patch_whiten").output).predict(pixels, verbose=0)
+    flat = tokens_in[..., :48].reshape(-1, 48) - keras.ops.convert_to_numpy(model.get_layer("patch_whiten").bias)[:48]
+    np.testing.assert_allclose(flat.T @ flat / len(flat), np.eye(48), atol=0.1)
 
 
 def test_keras_example_vit():
