@@ -34,7 +34,7 @@ class PatchWhitening(keras.layers.Layer):
     def __init__(self, kernel_size: int = 2, eps: float = 5e-4, strides: int = 1, **kwargs):
         super().__init__(**kwargs)
         for key, value in (("kernel_size", kernel_size), ("strides", strides)):
-            if not isinstance(value, int) or value < 1:
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise KzooError(f"PatchWhitening: {key} must be a positive int, got {value!r}")
         self.kernel_size, self.eps, self.strides = kernel_size, float(eps), strides
 

@@ -16,7 +16,7 @@ from kzoo.errors import KzooError
 # Variables that get no weight decay: biases, norm scales/offsets, position embeddings, class tokens.
 NO_DECAY_NAMES = ("pos_embed", "position", "cls_token", "class_token")
 _BLOCK = re.compile(r"(?:^|/)block_(\d+)_")
-_STEM = ("patch_embed", "cls_token", "pos_embed", "class_token", "position")
+_STEM = ("patch_whiten", "patch_embed", "cls_token", "pos_embed", "class_token", "position")
 
 
 def no_decay_variables(model: keras.Model) -> list:

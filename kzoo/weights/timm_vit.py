@@ -40,6 +40,9 @@ def add_embeddings(port: Port, model: keras.Model, cls_key: str, pos_key: str, p
 
 
 def check_plain_vit(port: Port, model: keras.Model) -> None:
+    if get_layer(model, "patch_whiten") is not None:
+        raise KzooError(f"{port.source}: {model.name} embeds patches through a whitening layer, which "
+                        f"{port.layout} checkpoints do not have: build the model with patch_whitening=False")
     extra = [l.name for l in model.layers if l.name.startswith("head_fc") and l.weights]
     if extra:
         raise KzooError(f"{port.source}: {model.name}'s hidden head layer {extra[0]!r} has no {port.layout} counterpart")

@@ -68,6 +68,10 @@ def test_real_presets_are_seeded_per_batch_and_vary_by_epoch(make_tree):
     assert np.array_equal(epochs(0)[0], first)  # reproducible
     assert not np.array_equal(first, second)  # new draws each epoch
     assert first.shape == (16, 16, 16, 3)
+    # kzoo.train iterates the pipeline repeated, one iterator for all epochs: still new draws per pass
+    bundle = kzoo.data.load(root, "train", batch_size=8, image_size=16, shuffle=False, augment="basic", seed=0)
+    passes = np.concatenate([x.numpy() for x, _ in bundle.dataset.repeat().take(4)])
+    assert np.array_equal(passes[:16], first) and not np.array_equal(passes[16:], first)
 
 
 def test_bad_augment_values(tree):

@@ -54,6 +54,9 @@ def test_shuffle_is_seeded_and_reshuffles_each_epoch(tmp_path, cache):
     assert sorted(first) == list(range(40)) and first != sorted(first)
     assert first != second  # a new order every epoch
     assert orders(1) == [first, second] and orders(2)[0] != first
+    # kzoo.train iterates the pipeline repeated, one iterator for all epochs: still a new order per pass
+    bundle = kzoo.data.load(tmp_path / "d", "train", batch_size=None, seed=1, cache=cache)
+    assert [int(x.numpy()[0, 0, 0]) for x, _ in bundle.dataset.repeat().take(80)] == first + second
 
 
 def test_gtsrb_tracks_from_numbers_and_track_frame_names():

@@ -34,6 +34,13 @@ def test_shape_mismatch_message_is_exact():
     assert "layer 'patch_embed'" in message and "(8, 8, 3, 64)" in message and "(32, 3, 8, 8)" in message
 
 
+@pytest.mark.parametrize("fixture", ["timm_vit", "transformers_vit"])
+def test_whitened_patch_embedding_has_no_checkpoint_counterpart(fixture):
+    with pytest.raises(KzooError) as err:
+        load_weights(build(fixture, patch_whitening=True), FIXTURES / f"{fixture}.safetensors")
+    assert "whitening layer" in one_line(err) and "patch_whitening=False" in one_line(err)
+
+
 def test_deeper_checkpoint_leftover_tensors():
     with pytest.raises(KzooError) as err:
         load_weights(build("timm_vit", depth=1), FIXTURES / "timm_vit.safetensors")
