@@ -288,6 +288,9 @@ def _register() -> None:
     cifar["vit_cifar_tiny_whiten"] = dict(
         cifar["vit_cifar_tiny"], patch_whitening=True,
         description="0.55M params, patch embedding = frozen whitening fitted to training patches + learned linear map")
+    cifar["vit_cifar_tiny_whiten_gap"] = dict(
+        cifar["vit_cifar_tiny_whiten"], pool="gap", class_token=False,
+        description="0.55M params, whitened patch embedding, average-pool head (no class token)")
     for model_name, arch in cifar.items():
         description = f"ViT for 32x32 images, 4x4 patches, {arch.pop('description')}"
         register_variant(

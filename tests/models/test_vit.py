@@ -50,6 +50,19 @@ def test_whitened_patch_embedding_is_linear_in_whitened_patches():
     np.testing.assert_allclose(flat.T @ flat / len(flat), np.eye(48), atol=0.1)
 
 
+def test_pooled_whitened_vit_has_no_class_token():
+    model = kzoo.create_model("vit_cifar_tiny_whiten_gap", num_classes=10)
+    names = [layer.name for layer in model.layers]
+    assert "cls_token" not in names and names[-3:] == ["pool", "fc_norm", "head"]
+    assert model.get_layer("pos_embed").embedding.shape == (1, 64, 128)
+    # vit_cifar_tiny_whiten's count less the class token and its position embedding (2 x 128)
+    assert sum(int(np.prod(w.shape)) for w in model.trainable_weights) == 546_186 + 48 * 128 + 96 - 2 * 128
+    tokens = keras.Model(model.inputs, model.get_layer("block_3").output)
+    pooled = keras.Model(model.inputs, model.get_layer("pool").output)
+    images = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    np.testing.assert_allclose(pooled.predict(images, verbose=0), tokens.predict(images, verbose=0).mean(1), atol=1e-5)
+
+
 def test_keras_example_vit():
     with shape_only():
         model = kzoo.create_model("vit_keras_example", num_classes=100)
