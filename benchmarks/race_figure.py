@@ -24,6 +24,7 @@ import shutil
 import statistics
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -73,8 +74,12 @@ def plot(runs: list[dict], out: str) -> None:
         tests = [float(r["val_accuracy"]) for r in run["rows"]]
         # a budget-stopped run's --epochs is only a ceiling: name its clock instead
         length = f"{c['budget_minutes']:g}-min clock" if c.get("budget_minutes") else f"{c['epochs']} epochs"
-        label = (f"{c.get('recipe') or c['model']}, {length}, {c.get('mixed_precision') or 'float32'}"
-                 f" (seed {c['seed']})")
+        name = c.get("recipe") or c["model"]
+        if c.get("recipe") and c["model"] != c["recipe"]:
+            name += f" [{c['model']}]"  # a recipe's model can change between sessions
+        # with --val-split the per-epoch points are the held-out split, not the test set
+        curve = ", val split per epoch" if c.get("val_split") else ""
+        label = f"{name}, {length}, {c.get('mixed_precision') or 'float32'}{curve} (seed {c['seed']})"
         (line,) = ax.plot(minutes, tests, marker="o", ms=3, label=label)
         if m.get("tta"):
             ax.plot([m["wall_time_s"] / 60], [m["tta"]["top1"]], marker="*", ms=10, color=line.get_color())
@@ -85,7 +90,8 @@ def plot(runs: list[dict], out: str) -> None:
     ax.axvline(60, color="grey", lw=0.8)
     ax.set_xlabel("minutes of fit (epochs with their test pass); star: the run's end, final test with TTA")
     ax.set_ylabel("CIFAR-10 test top-1")
-    ax.set_ylim(0.5, 1.0)
+    lowest = min(float(r["val_accuracy"]) for run in runs for r in run["rows"])
+    ax.set_ylim(min(0.5, np.floor(lowest * 10) / 10), 1.0)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     ax.set_title("60-minute CPU race (2 cores)")
