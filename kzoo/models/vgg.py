@@ -69,10 +69,10 @@ def _classic_head(x, num_classes: int, dropout: float = 0.5, fc_units: int = 409
     return fc_classifier(keras.layers.Flatten(name="flatten")(x), num_classes, dropout, fc_units)
 
 
-def fc_classifier(x, num_classes: int, dropout: float, fc_units: int):
+def fc_classifier(x, num_classes: int, dropout: float, fc_units: int, hidden_init=DENSE_INIT):
     """VGG's classifier on pooled features: (Dense ReLU Dropout) x 2, then the logits (if any)."""
     for j in (1, 2):
-        x = keras.layers.Dense(fc_units, activation="relu", kernel_initializer=DENSE_INIT, name=f"fc{j}")(x)
+        x = keras.layers.Dense(fc_units, activation="relu", kernel_initializer=hidden_init, name=f"fc{j}")(x)
         if dropout:
             x = keras.layers.Dropout(dropout, name=f"fc{j}_drop")(x)
     return classifier(x, num_classes, DENSE_INIT) if num_classes else x
