@@ -54,7 +54,7 @@ def _gap_fc_head(x, num_classes: int, dropout: float = 0.5, fc_units: int = 4096
     # the 7x7 adaptive pool: on 32x32 images the last map is 1x1, which 7x7 would copy 49 times.
     # He init for the two hidden layers: torchvision's N(0, 0.01) suits fc1's 25,088 inputs, but
     # after a pool of C channels it scales the signal by about 0.01 * sqrt(C) (0.1 at C = 96) and a
-    # from-scratch CNN stayed at chance (docs/decisions.md).
+    # from-scratch CNN stayed at chance for its first 300 steps (docs/decisions.md).
     return fc_classifier(keras.layers.GlobalAveragePooling2D(name="pool")(x), num_classes, dropout, fc_units,
                          hidden_init=keras.initializers.HeNormal())
 

@@ -112,7 +112,7 @@ def test_registry_builders_match_at_the_callers_head_and_run():
 
 def test_matched_cnn_head_keeps_the_signal_at_init():
     # torchvision's N(0, 0.01) hidden layers suit fc1's 25,088 inputs; after a global pool of 96
-    # channels they shrank the signal ~70x over the two layers and the from-scratch CNN stayed at chance.
+    # channels they shrank the signal ~70x over the two layers; the from-scratch CNN stayed at chance.
     model = build_matched_vgg(1_000_000, num_classes=10)
     probe = keras.Model(model.input, [model.get_layer("pool").output, model.get_layer("fc2").output])
     pooled, hidden = (np.sqrt(np.mean(np.square(t))) for t in probe.predict(images(16), verbose=0))
