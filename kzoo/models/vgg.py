@@ -69,8 +69,10 @@ def _classic_head(x, num_classes: int, dropout: float = 0.5, fc_units: int = 409
     return fc_classifier(keras.layers.Flatten(name="flatten")(x), num_classes, dropout, fc_units)
 
 
-def fc_classifier(x, num_classes: int, dropout: float, fc_units: int, hidden_init=DENSE_INIT):
-    """VGG's classifier on pooled features: (Dense ReLU Dropout) x 2, then the logits (if any)."""
+def fc_classifier(x, num_classes: int, dropout: float, fc_units: int,
+                  hidden_init: keras.initializers.Initializer = DENSE_INIT):
+    """VGG's classifier on pooled features: (Dense ReLU Dropout) x 2, then the logits (if any).
+    The logits layer always starts N(0, 0.01); `hidden_init` starts the two hidden layers."""
     for j in (1, 2):
         x = keras.layers.Dense(fc_units, activation="relu", kernel_initializer=hidden_init, name=f"fc{j}")(x)
         if dropout:
