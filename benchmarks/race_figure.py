@@ -65,6 +65,7 @@ def table_row(run: dict) -> str:
 
 def plot(runs: list[dict], out: str) -> None:
     fig, ax = plt.subplots(figsize=(7, 4.5))
+    lowest = 1.0
     for run in runs:
         c, m = run["config"], run["metrics"]
         minutes, elapsed = [], 0.0
@@ -72,6 +73,7 @@ def plot(runs: list[dict], out: str) -> None:
             elapsed += s
             minutes.append(elapsed / 60)
         tests = [float(r["val_accuracy"]) for r in run["rows"]]
+        lowest = min([lowest, *tests])
         # a budget-stopped run's --epochs is only a ceiling: name its clock instead
         length = f"{c['budget_minutes']:g}-min clock" if c.get("budget_minutes") else f"{c['epochs']} epochs"
         name = c.get("recipe") or c["model"]
@@ -90,7 +92,6 @@ def plot(runs: list[dict], out: str) -> None:
     ax.axvline(60, color="grey", lw=0.8)
     ax.set_xlabel("minutes of fit (epochs with their test pass); star: the run's end, final test with TTA")
     ax.set_ylabel("CIFAR-10 test top-1")
-    lowest = min(float(r["val_accuracy"]) for run in runs for r in run["rows"])
     ax.set_ylim(min(0.5, np.floor(lowest * 10) / 10), 1.0)
     ax.grid(alpha=0.3)
     # below the axes: inside, it hid the lowest curves once a figure held six runs
