@@ -71,13 +71,14 @@ RECIPES: dict[str, Recipe] = {
         "decoupled weight decay 8.9e-3 (its coupled 0.0153 per 1024 images through the momentum), "
         "BatchNorm offsets at 64x the rate, a linear triangle schedule (0.2 -> 1 at 23% -> 0.07), label "
         "smoothing 0.2, flip + 2-pixel translation, lookahead every 5 steps, flip + 1-pixel translation TTA. "
-        "It trains in bfloat16 without XLA (XLA:CPU was slower; docs/benchmarks.md). Not "
+        "It trains in float32 without XLA: XLA:CPU was slower, and bfloat16 was never faster (equal on one "
+        "host, 0.45x on another; docs/benchmarks.md). Not "
         "reproduced: the alternating flip, freezing the stem bias after 3 epochs, weight decay on the "
         "BatchNorm offsets.",
         dict(model="airbench94", optimizer="sgd", lr=1.5, momentum=0.85, weight_decay=8.9e-3,
              norm_bias_lr=64.0, schedule="triangle", warmup=0, label_smoothing=0.2, batch_size=1024,
              epochs=10, augment="flip_translate", lookahead=5, tta="flip,translate",
-             mixed_precision="bfloat16", jit_compile=False),
+             mixed_precision="float32", jit_compile=False),
     ),
     "cct_airbench": Recipe(
         "The transformer row of the 60-minute CPU race: cct_airbench (airbench94's whitened conv groups "

@@ -30,11 +30,21 @@ def test_triangle_schedule_is_airbench_s():
     assert rate(100) == float(np.asarray(WarmupSchedule(**s.get_config())(100)))
 
 
-def test_a_flag_can_undo_a_recipes_mixed_precision():
+def test_airbench94_trains_in_float32_unless_a_flag_says_otherwise():
     from kzoo.training.recipes import expand_recipe
 
-    assert expand_recipe("airbench94", {})["mixed_precision"] == "bfloat16"
-    cfg = TrainConfig(**expand_recipe("airbench94", {"mixed_precision": "float32"})).validate()
+    assert TrainConfig(**expand_recipe("airbench94", {})).validate().mixed_precision is None
+    cfg = TrainConfig(**expand_recipe("airbench94", {"mixed_precision": "bfloat16"})).validate()
+    assert cfg.mixed_precision == "bfloat16"
+
+
+def test_a_flag_can_undo_a_recipes_mixed_precision(monkeypatch):
+    from kzoo.training import recipes
+
+    recipe = recipes.Recipe("mixed", dict(recipes.RECIPES["airbench94"].config, mixed_precision="bfloat16"))
+    monkeypatch.setitem(recipes.RECIPES, "mixed", recipe)
+    assert TrainConfig(**recipes.expand_recipe("mixed", {})).validate().mixed_precision == "bfloat16"
+    cfg = TrainConfig(**recipes.expand_recipe("mixed", {"mixed_precision": "float32"})).validate()
     assert cfg.mixed_precision is None
 
 
