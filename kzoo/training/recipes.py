@@ -78,7 +78,7 @@ RECIPES: dict[str, Recipe] = {
         dict(model="airbench94", optimizer="sgd", lr=1.5, momentum=0.85, weight_decay=8.9e-3,
              norm_bias_lr=64.0, schedule="triangle", warmup=0, label_smoothing=0.2, batch_size=1024,
              epochs=10, augment="flip_translate", lookahead=5, tta="flip,translate",
-             mixed_precision="float32", jit_compile=False),
+             jit_compile=False),
     ),
     "cct_airbench": Recipe(
         "The transformer row of the 60-minute CPU race: cct_airbench (airbench94's whitened conv groups "
