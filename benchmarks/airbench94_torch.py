@@ -38,7 +38,8 @@ HYP = dict(epochs=9.9, batch_size=1024, lr=11.5, momentum=0.85, weight_decay=0.0
 
 
 def load_archive(path: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """`<root>/{train,test}/<class>/<image>` inside a tar.gz -> {split: (uint8 NHWC, int64 labels)}."""
+    """`<root>/{train,test}/<class>/<image>` inside a tar.gz -> {split: (uint8 NHWC, int64 labels)}.
+    Not kzoo.data: the peer must not share code with what it checks, nor need Keras in its venv."""
     files: dict[str, list[tuple[str, bytes]]] = {"train": [], "test": []}
     with tarfile.open(path) as tar:
         for member in tar:
@@ -168,9 +169,12 @@ def train(data: dict, epochs: float, seed: int) -> dict:
     lr = HYP["lr"] / kilostep_scale  # per example of a summed loss
     wd = HYP["weight_decay"] * bs / kilostep_scale
     lr_bias = lr * HYP["bias_scaler"]
-    named = [(k, p) for k, p in net.named_parameters() if p.requires_grad]
-    norm_biases = [p for k, p in named if p.ndim == 1 and k != "0.bias"]
-    others = [p for k, p in named if not (p.ndim == 1 and k != "0.bias")]
+    # the only trainable vectors are the BatchNorm offsets and the stem's bias (at the base rate)
+    groups: dict[bool, list] = {True: [], False: []}
+    for k, p in net.named_parameters():
+        if p.requires_grad:
+            groups[p.ndim == 1 and k != "0.bias"].append(p)
+    norm_biases, others = groups[True], groups[False]
     optimizer = torch.optim.SGD([dict(params=norm_biases, lr=lr_bias, weight_decay=wd / lr_bias),
                                  dict(params=others, lr=lr, weight_decay=wd / lr)], momentum=momentum, nesterov=True)
     steps_per_epoch = len(train_x) // bs
