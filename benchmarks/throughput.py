@@ -19,15 +19,17 @@ Usage (from the repository root):
     TF_CPP_MIN_LOG_LEVEL=2 .venv/bin/python benchmarks/throughput.py \
         [--configs kzoo_tf,kzoo_jax] [--peers timm_fp32,timm_bf16,keras_hub_tf] \
         [--modes train,infer] [--repeats 3] [--steps 20] [--warmup 3] [--batch-size 128] \
-        [--torch-python /tmp/benchenv/bin/python] [--keras-hub-python /tmp/khenv/bin/python]
+        [--torch-python /tmp/benchenv3/bin/python] [--keras-hub-python /tmp/khenv/bin/python]
 
 Configurations (any may go in --configs or --peers):
     kzoo_tf           kzoo vit_cifar_tiny, TensorFlow backend, jit_compile=True (XLA)
     kzoo_tf_nojit     same, jit_compile=False (tf.function graph, no XLA)
     kzoo_tf_bf16      same as kzoo_tf under keras.mixed_precision "mixed_bfloat16"
-    kzoo_jax          kzoo vit_cifar_tiny, JAX backend (jit)
+    kzoo_jax          kzoo vit_cifar_tiny, JAX backend (jit), host memory kept as `kzoo train` does
     kzoo_jax_bf16     same under "mixed_bfloat16"
+    kzoo_jax_stock    same with glibc's default malloc (KZOO_KEEP_HOST_MEMORY=0)
     timm_fp32         timm VisionTransformer, eager PyTorch, fp32
+    timm_fp32_keepmem same with glibc set to keep freed memory, as kzoo does under JAX
     timm_bf16         same under torch.autocast("cpu", dtype=torch.bfloat16)
     keras_hub_tf      keras_hub.models.ViTBackbone + Dense head on the class token, TF, XLA
     keras_plain_tf    a plain Keras ViT (keras.layers.MultiHeadAttention), TF, XLA
@@ -74,8 +76,10 @@ CONFIGS = {
     "kzoo_tf_nojit": ("kzoo", "tensorflow-nojit", "float32", "kzoo ViT (TF, no XLA)"),
     "kzoo_tf_bf16": ("kzoo", "tensorflow", "mixed_bfloat16", "kzoo ViT (TF, XLA)"),
     "kzoo_jax": ("kzoo", "jax", "float32", "kzoo ViT (JAX)"),
+    "kzoo_jax_stock": ("kzoo", "jax", "float32", "kzoo ViT (JAX, glibc's default malloc)"),
     "kzoo_jax_bf16": ("kzoo", "jax", "mixed_bfloat16", "kzoo ViT (JAX)"),
     "timm_fp32": ("timm", "torch", "float32", "timm ViT (eager)"),
+    "timm_fp32_keepmem": ("timm", "torch", "float32", "timm ViT (eager, malloc keeps freed memory)"),
     "timm_bf16": ("timm", "torch", "bf16 autocast", "timm ViT (eager)"),
     "timm_bf16_compile": ("timm", "torch", "bf16 autocast", "timm ViT (torch.compile)"),
     "keras_hub_tf": ("keras_hub", "tensorflow", "float32", "keras-hub ViTBackbone (TF, XLA)"),
@@ -83,6 +87,12 @@ CONFIGS = {
     "keras_plain_jax": ("keras_plain", "jax", "float32", "plain Keras ViT, keras MHA (JAX)"),
 }
 BASELINE = "timm_fp32"
+# kzoo's JAX workers keep freed host memory as `kzoo train` does (kzoo.training.host_memory);
+# these two isolate that: kzoo without it, and timm with the same glibc settings (as environment).
+WORKER_ENV = {
+    "kzoo_jax_stock": {"KZOO_KEEP_HOST_MEMORY": "0"},
+    "timm_fp32_keepmem": {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(1 << 30), "MALLOC_ARENA_MAX": "1"},
+}
 
 
 # --------------------------------------------------------------------------------------------
@@ -153,7 +163,9 @@ def worker_keras(name: str, batch: int, warmup: int, model_name: str) -> None:
     if family == "kzoo":
         sys.path.insert(0, ROOT)
         import kzoo
+        from kzoo.training.host_memory import keep_host_memory_for_jax_cpu
 
+        keep_host_memory_for_jax_cpu()  # what `kzoo train` does first (a no-op off JAX-on-CPU)
         model = kzoo.create_model(model_name, num_classes=CLASSES)
     elif family == "keras_hub":
         import keras_hub
@@ -267,7 +279,8 @@ def worker_main(name: str, batch: int, warmup: int, preset: str) -> None:
 class Worker:
     def __init__(self, name: str, python: str, args) -> None:
         self.name, self.python, self.info, self.times = name, python, None, {}
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", KZOO_BENCH_TORCH_THREADS=str(args.torch_threads))
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", KZOO_BENCH_TORCH_THREADS=str(args.torch_threads),
+                   **WORKER_ENV.get(name, {}))
         # JAX grabs 75% of GPU memory at start; leave room for the torch worker on the same GPU.
         env.setdefault("XLA_PYTHON_CLIENT_MEM_FRACTION", "0.45")
         cmd = [python, os.path.abspath(__file__), "--worker", name, "--batch-size", str(args.batch_size),
@@ -341,7 +354,8 @@ def main(argv=None) -> int:
                    help="cifar: the 546,186-parameter CIFAR ViT (CPU); vit_b16: ViT-B/16 at 224x224 "
                         "(for a GPU: timm runs on CUDA when torch sees one, JAX on its default device)")
     p.add_argument("--torch-python", default=next(
-        (p for p in ("/tmp/benchenv/bin/python", "/tmp/torchenv/bin/python") if os.path.exists(p)),
+        (p for p in ("/tmp/benchenv3/bin/python", "/tmp/benchenv/bin/python", "/tmp/torchenv/bin/python")
+         if os.path.exists(p)),
         "/tmp/benchenv/bin/python"))
     p.add_argument("--torch-threads", type=int, default=0,
                    help="torch.set_num_threads for timm workers; 0 keeps torch's default (all cores). "

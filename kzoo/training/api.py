@@ -17,6 +17,7 @@ from kzoo.training import callbacks as run_callbacks
 from kzoo.training import distribute, rundir
 from kzoo.training.config import TrainConfig
 from kzoo.training.evaluation import classification_report, first_output, num_classes, predict_logits
+from kzoo.training.host_memory import keep_host_memory_for_jax_cpu
 from kzoo.training.optimizers import make_optimizer
 from kzoo.training.plots import plot_confusion, plot_curves
 from kzoo.training.schedules import make_schedule
@@ -50,6 +51,7 @@ def train(config: TrainConfig | None = None, **overrides: Any) -> TrainResult:
     from kzoo import freeze
     from kzoo.registry import create_model, get_entry
 
+    keep_host_memory_for_jax_cpu()  # before JAX's first computation (the seed below is one)
     start = time.perf_counter()  # a --budget-minutes run counts from here: data loading included
     if config is None and overrides.get("recipe"):
         from kzoo.training.recipes import expand_recipe
