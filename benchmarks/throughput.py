@@ -28,6 +28,8 @@ Configurations (any may go in --configs or --peers):
     kzoo_jax          kzoo vit_cifar_tiny, JAX backend (jit), host memory kept as `kzoo train` does
     kzoo_jax_bf16     same under "mixed_bfloat16"
     kzoo_jax_stock    same with glibc's default malloc (KZOO_KEEP_HOST_MEMORY=0)
+    kzoo_jax_2dev     kzoo_jax with the CPU split into 2 devices, data-parallel over them, same global
+                      batch (`KZOO_CPU_DEVICES=2 kzoo train --distribute data-parallel`)
     timm_fp32         timm VisionTransformer, eager PyTorch, fp32
     timm_fp32_keepmem same with glibc set to keep freed memory, as kzoo does under JAX
     timm_bf16         same under torch.autocast("cpu", dtype=torch.bfloat16)
@@ -78,6 +80,7 @@ CONFIGS = {
     "kzoo_jax": ("kzoo", "jax", "float32", "kzoo ViT (JAX)"),
     "kzoo_jax_stock": ("kzoo", "jax", "float32", "kzoo ViT (JAX, glibc's default malloc)"),
     "kzoo_jax_bf16": ("kzoo", "jax", "mixed_bfloat16", "kzoo ViT (JAX)"),
+    "kzoo_jax_2dev": ("kzoo", "jax", "float32", "kzoo ViT (JAX, CPU split in 2 devices, data-parallel)"),
     "timm_fp32": ("timm", "torch", "float32", "timm ViT (eager)"),
     "timm_fp32_keepmem": ("timm", "torch", "float32", "timm ViT (eager, malloc keeps freed memory)"),
     "timm_bf16": ("timm", "torch", "bf16 autocast", "timm ViT (eager)"),
@@ -89,8 +92,10 @@ CONFIGS = {
 BASELINE = "timm_fp32"
 # kzoo's JAX workers keep freed host memory as `kzoo train` does (kzoo.training.host_memory);
 # these two isolate that: kzoo without it, and timm with the same glibc settings (as environment).
+# kzoo_jax_2dev is `KZOO_CPU_DEVICES=2 kzoo train --distribute data-parallel` at the same global batch.
 WORKER_ENV = {
     "kzoo_jax_stock": {"KZOO_KEEP_HOST_MEMORY": "0"},
+    "kzoo_jax_2dev": {"KZOO_CPU_DEVICES": "2"},
     "timm_fp32_keepmem": {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(1 << 30), "MALLOC_ARENA_MAX": "1"},
 }
 
@@ -163,9 +168,13 @@ def worker_keras(name: str, batch: int, warmup: int, model_name: str) -> None:
     if family == "kzoo":
         sys.path.insert(0, ROOT)
         import kzoo
+        from kzoo.training import distribute
         from kzoo.training.host_memory import keep_host_memory_for_jax_cpu
 
         keep_host_memory_for_jax_cpu()  # what `kzoo train` does first (a no-op off JAX-on-CPU)
+        distribute.split_cpu_for_jax()  # KZOO_CPU_DEVICES, as `kzoo train` reads it
+        if distribute.cpu_device_count() > 1:
+            distribute.setup("data-parallel")
         model = kzoo.create_model(model_name, num_classes=CLASSES)
     elif family == "keras_hub":
         import keras_hub
@@ -195,7 +204,8 @@ def worker_keras(name: str, batch: int, warmup: int, model_name: str) -> None:
     else:  # the batch lives on the accelerator, as timm's does: no host->device copy per step
         import jax
 
-        x, y = jax.device_put(x), jax.device_put(y)
+        dist = keras.distribution.distribution()  # None, or kzoo_jax_2dev's batch split over devices
+        x, y = (jax.device_put(t, dist.get_data_layout(t.shape).backend_layout if dist else None) for t in (x, y))
         versions.update(jax=jax.__version__, device=str(jax.devices()[0].device_kind))
     steps = {"train": lambda: model.train_on_batch(x, y), "infer": lambda: np.asarray(model.predict_on_batch(x))}
     _serve(steps, warmup, params=model.count_params(), versions=versions)

@@ -52,6 +52,7 @@ def train(config: TrainConfig | None = None, **overrides: Any) -> TrainResult:
     from kzoo.registry import create_model, get_entry
 
     keep_host_memory_for_jax_cpu()  # before JAX's first computation (the seed below is one)
+    distribute.split_cpu_for_jax()
     start = time.perf_counter()  # a --budget-minutes run counts from here: data loading included
     if config is None and overrides.get("recipe"):
         from kzoo.training.recipes import expand_recipe

@@ -122,7 +122,7 @@ def test_eval_cli_and_class_mismatch(toy_npz, tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("mode, env", [
     ("mirrored", {"KERAS_BACKEND": "tensorflow", "KZOO_CPU_DEVICES": "2"}),
-    ("data-parallel", {"KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}),
+    ("data-parallel", {"KERAS_BACKEND": "jax", "KZOO_CPU_DEVICES": "2"}),
 ])
 def test_distribute_on_two_cpu_devices(tmp_path, mode, env):
     data = make_npz(tmp_path / "toy.npz", n=64)
