@@ -29,7 +29,8 @@ TRAIN_HELP = {
     "image_size": "resize images to H[,W]; default: the model's input size",
     "val_split": "hold out this fraction of the training data for validation (0..1)",
     "mixed_precision": "compute in bfloat16 or float16 (logits stay float32); float32 undoes a recipe's",
-    "distribute": "mirrored (TensorFlow) or data-parallel (JAX) over all local devices",
+    "distribute": ("mirrored (TensorFlow) or data-parallel (JAX) over all local devices; "
+                   "KZOO_CPU_DEVICES=N splits a CPU into N"),
     "weights": "start from a .keras, .weights.h5 or .safetensors file, or hf-hub:owner/name",
     "pretrained": "start from the model's default checkpoint (kzoo models --pretrained)",
     "freeze": "train only from this point: head, stage3, stage4, or a number of last blocks",

@@ -57,7 +57,7 @@ def split_cpu_for_jax() -> None:
     Besides trying data-parallel training without accelerators, two devices on a 2-core CPU train
     vit_cifar_tiny 1.2x faster than one (docs/benchmarks.md): XLA:CPU runs the step's many small
     kernels one after another, and two devices keep both cores busy. Must run before JAX starts
-    its backends (`kzoo.train` calls it first).
+    its backends (`kzoo.train` calls it before anything else touches JAX).
     """
     count = cpu_device_count()
     if count < 2 or keras.backend.backend() != "jax":
