@@ -63,9 +63,10 @@ def split_cpu_for_jax() -> None:
     if count < 2 or keras.backend.backend() != "jax":
         return
     import jax
-    from jax._src import xla_bridge  # private, but the only way to ask without starting JAX
 
-    if not xla_bridge.backends_are_initialized():
+    from kzoo.training.host_memory import jax_started
+
+    if not jax_started():
         jax.config.update("jax_num_cpu_devices", count)
     elif len(jax.devices("cpu")) != count:
         log.warning("KZOO_CPU_DEVICES=%d ignored: JAX had already started with %d CPU device(s); set it "

@@ -62,13 +62,18 @@ def keep_host_memory_for_jax_cpu() -> None:
 
     if keras.backend.backend() != "jax" or _accelerator_plugin_installed():
         return
-    from jax._src import xla_bridge  # private, but the only way to ask without starting JAX
-
-    if xla_bridge.backends_are_initialized():
+    if jax_started():
         log.debug("JAX already started: freed host memory is returned to the system as usual")
         return
     if keep_freed_host_memory():
         log.info("JAX on CPU: keeping freed host memory for reuse (KZOO_KEEP_HOST_MEMORY=0 turns this off)")
+
+
+def jax_started() -> bool:
+    """Whether JAX has initialised its backends (process-wide settings made later do not apply)."""
+    from jax._src import xla_bridge  # private, but the only way to ask without starting JAX
+
+    return xla_bridge.backends_are_initialized()
 
 
 def _accelerator_plugin_installed() -> bool:

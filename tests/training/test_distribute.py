@@ -5,15 +5,12 @@ test_train_e2e.py::test_distribute_on_two_cpu_devices.
 """
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
 from kzoo.errors import KzooError
 from kzoo.training import distribute
-from training_helpers import REPO
+from training_helpers import run_python
 
 SPLIT_THEN_TOO_LATE = """
 import json, logging, os
@@ -37,10 +34,8 @@ def test_cpu_device_count_refuses_a_non_number_in_one_line(monkeypatch):
 
 
 def test_jax_gets_the_devices_before_it_starts_and_a_warning_after():
-    env = {**os.environ, "KERAS_BACKEND": "jax", "KZOO_CPU_DEVICES": "2", "JAX_PLATFORMS": "cpu"}
-    env.pop("XLA_FLAGS", None)  # the Makefile's flags must not decide the device count
-    proc = subprocess.run([sys.executable, "-c", SPLIT_THEN_TOO_LATE], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    # XLA_FLAGS emptied: the Makefile's flags must not decide the device count.
+    env = {"KERAS_BACKEND": "jax", "KZOO_CPU_DEVICES": "2", "JAX_PLATFORMS": "cpu", "XLA_FLAGS": ""}
+    proc = run_python(SPLIT_THEN_TOO_LATE, env=env)
     assert json.loads(proc.stdout.strip().splitlines()[-1]) == {"first": 2, "after": 2}
     assert "KZOO_CPU_DEVICES=3 ignored: JAX had already started with 2 CPU device(s)" in proc.stderr

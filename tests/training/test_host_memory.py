@@ -5,13 +5,11 @@ by counting minor page faults, not by timing.
 """
 
 import json
-import os
-import subprocess
 import sys
 
 import pytest
 
-from training_helpers import REPO
+from training_helpers import run_python
 
 NUMPY_CYCLES = """
 import json, resource, sys
@@ -56,11 +54,9 @@ print(json.dumps({"applied": host_memory._applied, "faults_per_step": float(np.m
 
 
 def _run(code: str, *args: str, **env: str) -> str:
-    environ = {**os.environ, "PYTHONPATH": str(REPO), "NUMPY_MADVISE_HUGEPAGE": "0", **env}
-    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=environ,
-                          timeout=300, cwd=str(REPO))
-    assert done.returncode == 0, done.stderr[-2000:]
-    return done.stdout.strip().splitlines()[-1]
+    """The snippet's last printed line (a JSON figure)."""
+    proc = run_python(code, *args, env={"NUMPY_MADVISE_HUGEPAGE": "0", **env})
+    return proc.stdout.strip().splitlines()[-1]
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")

@@ -23,6 +23,15 @@ def toy_npz(tmp_path):
     return make_npz(tmp_path / "toy.npz")
 
 
+def run_python(code, *args, env=None, timeout=300):
+    """Run a Python snippet in a fresh process (process-wide settings, its own JAX start); must succeed."""
+    full_env = {**os.environ, "PYTHONPATH": REPO, **(env or {})}
+    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=full_env,
+                          timeout=timeout, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc
+
+
 def run_kzoo(*args, env=None, timeout=600, check=False):
     """Run the real `kzoo` CLI in a fresh process (its own backend, devices and exit status)."""
     full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": REPO, **(env or {})}
