@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib
 
+from kzoo._lazy import lazy_getattr
 from kzoo.errors import KzooError
 from kzoo.registry import create_model, list_models
 
@@ -37,9 +38,10 @@ _SUBMODULES = {"data", "augment", "explain", "layers", "losses", "models", "trai
 __all__ = ["KzooError", "create_model", "list_models", *_LAZY]
 
 
+_getattr = lazy_getattr(__name__, _LAZY)
+
+
 def __getattr__(name: str):
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
     if name in _SUBMODULES:
         return importlib.import_module(f"kzoo.{name}")
-    raise AttributeError(f"module 'kzoo' has no attribute {name!r}")
+    return _getattr(name)

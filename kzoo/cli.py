@@ -1,4 +1,9 @@
-"""`kzoo` command line: parses, calls the public API, prints user mistakes as one line."""
+"""`kzoo` command line: parses, calls the public API, prints user mistakes as one line.
+
+Nothing here imports Keras or TensorFlow at module level: `kzoo --help`, `kzoo CMD --help`,
+`kzoo models` and `kzoo recipes` answer in a fraction of a second, and a command that needs
+TensorFlow starts it behind `kzoo.native_log`'s filter (no C++ start-up notes unless --verbose).
+"""
 
 from __future__ import annotations
 
@@ -9,79 +14,15 @@ import os
 import sys
 from typing import Callable, Sequence
 
-# TensorFlow's C++ start-up notes drown the output a person wants; warnings and errors stay.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 from kzoo.augment.presets import PRESETS
 from kzoo.errors import KzooError
+from kzoo.native_log import filtered_stderr
 from kzoo.training.config import TrainConfig
+from kzoo.training.flags import add_train_flags, int_list
 
-TRAIN_HELP = {
-    "model": "registered model name (kzoo models); default: a 32x32 ViT that trains in minutes on a CPU",
-    "data": "tfds:NAME, an image folder, a .tar.gz/.zip of one, a .npz (x, y); default: bundled CIFAR-10 sample",
-    "out": "run directory (config, history, curves, checkpoints, metrics)",
-    "batch_size": "images per replica and step",
-    "lr": "peak learning rate for one replica (scaled linearly with replicas)",
-    "warmup": "epochs of linear warmup",
-    "milestones": "comma-separated epochs where multistep multiplies the rate by --gamma",
-    "augment": "preset: " + ", ".join(PRESETS),
-    "augment_on": "pipeline (tf.data map on the CPU) or device (inside the train step)",
-    "image_size": "resize images to H[,W]; default: the model's input size",
-    "val_split": "hold out this fraction of the training data for validation (0..1)",
-    "mixed_precision": "compute in bfloat16 or float16 (logits stay float32); float32 undoes a recipe's",
-    "distribute": ("mirrored (TensorFlow) or data-parallel (JAX) over all local devices; "
-                   "KZOO_CPU_DEVICES=N splits a CPU into N"),
-    "weights": "start from a .keras, .weights.h5 or .safetensors file, or hf-hub:owner/name",
-    "pretrained": "start from the model's default checkpoint (kzoo models --pretrained)",
-    "freeze": "train only from this point: head, stage3, stage4, or a number of last blocks",
-    "early_stopping": "stop after this many epochs without improvement of --monitor",
-    "steps_per_epoch": "cap steps per epoch (smoke runs)",
-    "jit_compile": "XLA-compile the train step",
-    "download": "let TFDS download and prepare the dataset (needs internet)",
-    "optimizer": "adamw, sgd (Nesterov), lamb or lion",
-    "schedule": "cosine, onecycle, triangle (linear up then down), multistep or constant (after --warmup "
-                "epochs of linear warmup; onecycle and triangle warm up themselves)",
-    "clip_norm": "clip the global gradient norm to this value",
-    "ema": "keep an exponential moving average of the weights with this decay per step (e.g. 0.999); "
-           "validation, checkpoints and the test use it",
-    "layer_decay": "layer-wise lr decay for ViT fine-tuning: block i trains at lr * decay ** (depth - i)",
-    "tta": "test-time augmentation of the final test, reported beside the plain figures: flip, translate or "
-           "flip,translate",
-    "norm_bias_lr": "multiply the learning rate of BatchNorm offsets by this factor (airbench: 64)",
-    "lookahead": "every N steps move a slow copy of the weights toward the model and reset the model to it; "
-                 "the pull grows over training (airbench's lookahead, N=5)",
-    "budget_minutes": "stop training after this many minutes of wall clock (data loading included); "
-                      "the lr schedule follows the clock so it still anneals",
-    "backup_steps": "also back up every N steps (a killed run resumes from the last one, mid-epoch)",
-    "recipe": "start from a named recipe (kzoo recipes); flags given beside it override it",
-}
-
-
-def _int_list(text: str) -> list[int]:
-    try:
-        return [int(t) for t in text.split(",") if t.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-
-
-def _add_train_flags(parser: argparse.ArgumentParser) -> None:
-    """One flag per TrainConfig field, so the CLI and the Python API cannot drift apart. Flags not
-    given stay out of the namespace, so a --recipe can tell its own settings from the person's."""
-    for field in dataclasses.fields(TrainConfig):
-        flag = "--" + field.name.replace("_", "-")
-        default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
-        kwargs = {"dest": field.name, "default": argparse.SUPPRESS, "help": TRAIN_HELP.get(field.name)}
-        if field.type == "bool":
-            kwargs["action"] = argparse.BooleanOptionalAction
-        elif field.name in ("milestones", "image_size"):
-            kwargs["type"] = _int_list
-        elif field.type in ("int", "int | None"):
-            kwargs["type"] = int
-        elif field.type in ("float", "float | None"):
-            kwargs["type"] = float
-        if kwargs["help"] and default not in (None, [], False):
-            kwargs["help"] += f" (default: {default})"
-        parser.add_argument(flag, **kwargs)
+def _accuracy(r: dict) -> str:
+    # Top-5 of five classes or fewer is 100% by construction: the reports leave it as None.
+    return f"top-1 {r['top1']:.2%}" + (f"  top-5 {r['top5']:.2%}" if r.get("top5") is not None else "")
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -89,14 +30,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     given = {k: v for k, v in vars(args).items() if k in fields}
-    if given.get("data") is None:
-        logging.getLogger("kzoo").info("no --data given: training on the CIFAR-10 sample bundled with kzoo")
     result = train(**given) if given.get("recipe") else train(TrainConfig(**given))
     m = result.metrics
-    print(f"{m['model']}: top-1 {m['top1']:.2%}  top-5 {m['top5']:.2%}  ({m['evaluated_on']}, "
-          f"{m['num_images']} images)  {m['images_per_sec'] or 0:.0f} img/s  run: {result.run_dir}")
+    speed = (f"{m['images_per_sec']:.0f} training img/s (train steps only)" if m.get("images_per_sec")
+             else "too few steps to measure speed")
+    print(f"{m['model']}: {_accuracy(m)}  ({m['evaluated_on']}, {m['num_images']} images)  {speed}  "
+          f"run: {result.run_dir}")
     if "tta" in m:
-        print(f"  with TTA ({','.join(m['tta']['modes'])}): top-1 {m['tta']['top1']:.2%}  top-5 {m['tta']['top5']:.2%}")
+        print(f"  with TTA ({','.join(m['tta']['modes'])}): {_accuracy(m['tta'])}")
     return 0
 
 
@@ -119,29 +60,37 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from kzoo.training.api import evaluate
 
     r = evaluate(args.checkpoint, args.data, split=args.split, out=args.out, batch_size=args.batch_size,
-                 tta=args.tta)
-    print(f"top-1 {r['top1']:.2%}  top-5 {r['top5']:.2%}  loss {r['loss']:.4f}  on {r['num_images']} images")
+                 tta=args.tta, map_classes_by_position=args.map_classes_by_position)
+    print(f"{_accuracy(r)}  loss {r['loss']:.4f}  on {r['num_images']} images")
     if "tta" in r:
-        t = r["tta"]
-        print(f"with TTA ({','.join(t['modes'])}): top-1 {t['top1']:.2%}  top-5 {t['top5']:.2%}  loss {t['loss']:.4f}")
+        print(f"with TTA ({','.join(r['tta']['modes'])}): {_accuracy(r['tta'])}  loss {r['tta']['loss']:.4f}")
+    width = min(max(len(name) for name in r["per_class_accuracy"]), 40)
     for name, acc in r["per_class_accuracy"].items():
-        print(f"  {name:>20s}  {'-' if acc is None else f'{acc:.2%}'}")
+        print(f"  {_clip(name, width):>{width}s}  {'-' if acc is None else f'{acc:.2%}'}")
     return 0
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[:width - 1] + "~"
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
     from kzoo.registry import get_entry, list_models
 
     names = list_models(args.pattern, pretrained=args.pretrained)
+    if not names:
+        raise KzooError(f"no registered model matches {args.pattern!r}; `kzoo models` lists them all")
     if args.table:
         from kzoo.models.table import model_table
 
         print(model_table(names))
         return 0
-    for name in names:
-        entry = get_entry(name)
-        print(f"{name:32s} {entry.family:8s} {'x'.join(map(str, entry.input_shape))}"
-              + (f"  pretrained: {entry.pretrained}" if entry.pretrained else ""))
+    entries = [get_entry(name) for name in names]
+    rows = [(e.name, e.family, "x".join(map(str, e.input_shape)), e.pretrained or "") for e in entries]
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    for row in rows:  # columns as wide as their longest entry, so long names never shift a column
+        line = "  ".join(cell.ljust(w) for cell, w in zip(row, widths))
+        print(f"{line}  pretrained: {row[3]}" if row[3] else line.rstrip())
     return 0
 
 
@@ -177,78 +126,128 @@ def _cmd_augment_grid(args: argparse.Namespace) -> int:
     return 0
 
 
+def _command(sub, name: str, summary: str, description: str, example: str,
+             func: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
+    """A subcommand with a one-line summary (kzoo --help), a description and an example (kzoo NAME --help)."""
+    p = sub.add_parser(name, help=summary, description=description, epilog="example:\n  " + example,
+                       formatter_class=argparse.RawDescriptionHelpFormatter, parents=[_common_flags()])
+    p.set_defaults(func=func)
+    return p
+
+
+def _common_flags() -> argparse.ArgumentParser:
+    # Accepted before or after the command name; SUPPRESS keeps a later position from resetting an earlier one.
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                   help="only warnings, errors and results (no progress bars or notes)")
+    p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                   help="also show TensorFlow's and XLA's start-up notes and debug logs")
+    return p
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="kzoo", description="Keras image-classification model zoo")
-    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and results")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(
+        prog="kzoo", parents=[_common_flags()], formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="kzoo: a Keras 3 image-classification model zoo. Train, evaluate, explain and compare\n"
+                    "registered models on image folders, archives, .npz files or TFDS datasets.",
+        epilog="start here:\n  kzoo train                      # a small ViT on the bundled CIFAR-10 sample\n"
+               "  kzoo models 'resnet*'           # what can be trained\n"
+               "  kzoo CMD --help                 # every flag of a command, with its default")
+    parser.set_defaults(quiet=False, verbose=False)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("train", help="train a model with model.fit and write a run directory")
-    _add_train_flags(p)
-    p.set_defaults(func=_cmd_train)
+    p = _command(sub, "train", "train a model with model.fit and write a run directory",
+                 "Train a registered model with model.fit. The run directory gets config.json, history.csv,\n"
+                 "curves.png, best.keras/last.keras, confusion.png and metrics.json; rerunning the same\n"
+                 "command resumes an interrupted run.",
+                 "kzoo train --model resnet18_cifar --data my_images/ --val-split 0.1 --epochs 30 --out runs/r18",
+                 _cmd_train)
+    add_train_flags(p)
 
-    p = sub.add_parser("eval", help="top-1/top-5, per-class accuracy and confusion matrix of a checkpoint")
+    p = _command(sub, "eval", "top-1/top-5, per-class accuracy and confusion matrix of a checkpoint",
+                 "Evaluate a saved checkpoint on a data source: accuracy, per-class accuracy, eval-*.json and\n"
+                 "confusion-*.png. The data's class names must be the ones the model was trained on.",
+                 "kzoo eval --checkpoint runs/r18/best.keras --data my_images/ --split test --tta flip", _cmd_eval)
     p.add_argument("--checkpoint", required=True, help="RUN/best.keras or RUN/last.keras")
-    p.add_argument("--data", default=None, help="data source (default: bundled sample)")
-    p.add_argument("--split", default="test")
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--out", default=None, help="directory for eval JSON and confusion PNG")
-    p.add_argument("--tta", default=None, help="also report test-time augmentation: flip, translate or flip,translate")
-    p.set_defaults(func=_cmd_eval)
+    p.add_argument("--data", default=None, help="data source (default: the bundled CIFAR-10 sample)")
+    p.add_argument("--split", default="test", choices=("train", "val", "test"),
+                   help="which split of --data: train, val (a val/ folder) or test (default: test)")
+    p.add_argument("--batch-size", type=int, default=256, help="images per batch (default: 256)")
+    p.add_argument("--out", default=None, help="directory for eval JSON and confusion PNG (default: beside "
+                                               "the checkpoint)")
+    p.add_argument("--tta", default=None, help="also report test-time augmentation: flip, translate or flip,translate "
+                                               "(default: none)")
+    p.add_argument("--map-classes-by-position", action="store_true",
+                   help="evaluate although the data's class names differ from the checkpoint's, pairing them by "
+                        "position (default: refuse)")
 
-    p = sub.add_parser("recipes", help="list the named training recipes (kzoo train --recipe NAME)")
-    p.set_defaults(func=_cmd_recipes)
+    _command(sub, "recipes", "list the named training recipes (kzoo train --recipe NAME)",
+             "List the named, documented full training configurations and the flags each sets.",
+             "kzoo recipes && kzoo train --recipe airbench94 --data cifar10.tar.gz --out runs/ab94", _cmd_recipes)
 
-    from kzoo.training import sweep  # its flags are kzoo train's: imported here, after _add_train_flags
+    from kzoo.training import sweep
 
-    sweep.add_parser(sub)
+    sweep.add_parser(sub, parents=[_common_flags()])
 
-    p = sub.add_parser("augment-grid", help="picture of a batch before and after augmentation")
-    p.add_argument("--data", default=None, help="data source (default: bundled sample)")
-    p.add_argument("--augment", default="strong", help="preset: " + ", ".join(PRESETS))
-    p.add_argument("--out", default="augment-grid.png", help="PNG to write")
-    p.add_argument("--image-size", type=_int_list, default=[32], help="H[,W] (default 32)")
-    p.add_argument("--seed", type=int, default=0)
-    p.set_defaults(func=_cmd_augment_grid)
+    p = _command(sub, "augment-grid", "picture of a batch before and after augmentation",
+                 "Draw a grid of images from --data before and after an augmentation preset.",
+                 "kzoo augment-grid --augment strong --out grid.png", _cmd_augment_grid)
+    p.add_argument("--data", default=None, help="data source (default: the bundled CIFAR-10 sample)")
+    p.add_argument("--augment", default="strong", help="preset: " + ", ".join(PRESETS) + " (default: strong)")
+    p.add_argument("--out", default="augment-grid.png", help="PNG to write (default: augment-grid.png)")
+    p.add_argument("--image-size", type=int_list, default=[32], help="H[,W] (default: 32)")
+    p.add_argument("--seed", type=int, default=0, help="seeds the batch and the augmentation (default: 0)")
 
-    p = sub.add_parser("models", help="list registered models")
-    p.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. 'vit_*'")
+    p = _command(sub, "models", "list registered models",
+                 "List registered model names with family, input size and default checkpoint.",
+                 "kzoo models 'vit_*' --table", _cmd_models)
+    p.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. 'vit_*' (default: all)")
     p.add_argument("--pretrained", action="store_true", help="only names with a default checkpoint")
     p.add_argument("--table", action="store_true", help="markdown table with parameters and GFLOPs")
-    p.set_defaults(func=_cmd_models)
 
-    p = sub.add_parser("predict", help="top-k classes of image files with a saved model")
+    p = _command(sub, "predict", "top-k classes of image files with a saved model",
+                 "Print the top-k classes of each image file (any size; resized to the model's input).",
+                 "kzoo predict --checkpoint runs/r18/best.keras photo.jpg other.png", _cmd_predict)
     p.add_argument("--checkpoint", required=True, help="RUN/best.keras or any kzoo .keras model")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, BMP, ...; any size)")
     p.add_argument("--top-k", type=int, default=5, help="classes to show per image (default: 5)")
     p.add_argument("--class-names", default=None, metavar="FILE",
                    help="class names, one per line (default: class_names.json beside the checkpoint)")
-    p.set_defaults(func=_cmd_predict)
 
-    p = sub.add_parser("explain", help="Grad-CAM heatmaps of image files: one overlay PNG each plus a grid")
+    p = _command(sub, "explain", "Grad-CAM heatmaps of image files: one overlay PNG each plus a grid",
+                 "Write a Grad-CAM (or CAM) heatmap overlay for each image file, and a grid of all of them.",
+                 "kzoo explain --checkpoint runs/r18/best.keras photo.jpg --out heatmaps/", _cmd_explain)
     p.add_argument("--checkpoint", required=True, help="RUN/best.keras or any kzoo .keras model")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, BMP, ...; any size)")
     p.add_argument("--out", required=True, help="directory for the overlays and grid.png")
-    p.add_argument("--method", default="gradcam", choices=["gradcam", "gradcam++", "cam"])
+    p.add_argument("--method", default="gradcam", choices=["gradcam", "gradcam++", "cam"],
+                   help="gradcam, gradcam++ or cam (default: gradcam)")
     p.add_argument("--layer", default=None, help="layer to explain (default: last conv map / last ViT block)")
     p.add_argument("--class-names", default=None, metavar="FILE",
                    help="class names, one per line (default: class_names.json beside the checkpoint)")
-    p.set_defaults(func=_cmd_explain)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `kzoo` console script; returns the exit status."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
+    level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(message)s")
+    # TensorFlow's C++ INFO notes drown the output a person wants; warnings and errors stay.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if args.verbose else "2")
     func: Callable[[argparse.Namespace], int] = args.func
     try:
-        return func(args)
+        with filtered_stderr(enabled=not args.verbose):
+            return func(args)
     except KzooError as err:
         print(f"kzoo {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"kzoo {args.command}: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `kzoo models | head`: the reader left; not an error of kzoo's
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

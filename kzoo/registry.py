@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import importlib
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
-
-import keras
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from kzoo.errors import KzooError
+
+if TYPE_CHECKING:  # Keras (and with it TensorFlow) is imported only when a model is built
+    import keras
 
 
 @dataclass(frozen=True)
@@ -21,13 +23,21 @@ class ModelEntry:
     """What the registry knows about one model name."""
 
     name: str
-    builder: Callable[..., keras.Model]
+    builder: Callable[..., keras.Model] | str  # a callable, or "package.module:function" imported on first build
     family: str
     input_shape: tuple[int, int, int]
     config: dict[str, Any] = field(default_factory=dict)
     pretrained: str | None = None  # default checkpoint, e.g. "hf-hub:timm/resnet50.tv_in1k"
     description: str = ""
     num_classes: int = 1000  # the default head: ImageNet's, or the dataset the model was made for
+    keras_name: str | None = None  # passed to the builder as `name` (a variant's Keras model is named after it)
+
+    def build_fn(self) -> Callable[..., keras.Model]:
+        """The builder itself, importing its module if the entry names it by path."""
+        if callable(self.builder):
+            return self.builder
+        module, _, attr = self.builder.partition(":")
+        return getattr(importlib.import_module(module), attr)
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
@@ -35,27 +45,36 @@ _REGISTRY: dict[str, ModelEntry] = {}
 
 def register_model(
     name: str,
-    builder: Callable[..., keras.Model],
+    builder: Callable[..., keras.Model] | str,
     *,
     family: str,
     input_shape: Sequence[int] = (224, 224, 3),
     pretrained: str | None = None,
     description: str = "",
     num_classes: int = 1000,
+    keras_name: str | None = None,
     **config: Any,
 ) -> ModelEntry:
     """Register `name` as `builder(**config)`; the builder must accept
-    `num_classes`, `input_shape`, `features_only` and `out_indices`."""
+    `num_classes`, `input_shape`, `features_only` and `out_indices` (and `name` if `keras_name`
+    is given). `builder` may be an import path "package.module:function", so listing models
+    never imports Keras.
+
+    Example:
+        >>> register_model("resnet10", "kzoo.models.resnet:build_resnet", family="resnet",
+        ...                block="basic", layers=(1, 1, 1, 1))  # doctest: +SKIP
+    """
     if name in _REGISTRY:
         raise KzooError(f"model name {name!r} is registered twice")
-    entry = ModelEntry(name, builder, family, tuple(input_shape), dict(config), pretrained, description, num_classes)
+    entry = ModelEntry(name, builder, family, tuple(input_shape), dict(config), pretrained, description, num_classes,
+                       keras_name)
     _REGISTRY[name] = entry
     return entry
 
 
 def _ensure_loaded() -> None:
-    # Importing the model package runs every family's registrations exactly once.
-    import kzoo.models  # noqa: F401
+    # Importing the catalog registers every named model exactly once, without importing Keras.
+    import kzoo.catalog  # noqa: F401
 
 
 def list_models(pattern: str = "*", pretrained: bool = False) -> list[str]:
@@ -115,7 +134,9 @@ def create_model(
     """
     entry = get_entry(name)
     config = {**entry.config, **overrides}
-    model = entry.builder(
+    if entry.keras_name is not None:
+        config.setdefault("name", entry.keras_name)
+    model = entry.build_fn()(
         num_classes=entry.num_classes if num_classes is None else num_classes,
         input_shape=tuple(input_shape) if input_shape is not None else entry.input_shape,
         features_only=features_only,

@@ -12,53 +12,28 @@ Example:
     >>> trainer = A.DeviceAugmentation(model, aug)  # device placement, inside the train step
 """
 
-from kzoo.augment.base import BatchAugmentation, Compose
-from kzoo.augment.color import (
-    ColorJitter,
-    adjust_brightness,
-    adjust_contrast,
-    adjust_hue,
-    adjust_saturation,
-    adjust_sharpness,
-    apply_lut,
-    autocontrast,
-    equalize,
-    grayscale,
-    invert,
-    posterize,
-    solarize,
-    solarize_add,
-)
-from kzoo.augment.erasing import RandomErasing, erase
-from kzoo.augment.geometric import (
-    PadCrop,
-    RandomAffine,
-    RandomFlip,
-    RandomResizedCrop,
-    RandomRotation,
-    RandomTranslation,
-    RandomZoom,
-    affine_transform,
-    crop,
-    flip_left_right,
-    flip_up_down,
-    pad_crop,
-    resized_crop,
-    rotation_transform,
-    warp_affine,
-)
-from kzoo.augment.mix import CutMix, LabelSmoothing, MixUp, RandomChoice, cutmix, mixup, smooth_labels
-from kzoo.augment.placement import DeviceAugmentation, map_dataset
-from kzoo.augment.grid import augment_grid
-from kzoo.augment.presets import PRESETS, get_preset
-from kzoo.augment.randaugment import (
-    EXTRA_OPS,
-    RANDAUGMENT_OPS,
-    RandAugment,
-    TrivialAugment,
-    apply_op,
-    apply_ops_grouped,
-)
+from kzoo._lazy import lazy_getattr
+
+# Every name below is imported on first use: `import kzoo.augment.presets` (the CLI's help text)
+# must not start Keras.
+_EXPORTS = {
+    **dict.fromkeys(["BatchAugmentation", "Compose"], "kzoo.augment.base"),
+    **dict.fromkeys(["ColorJitter", "adjust_brightness", "adjust_contrast", "adjust_hue", "adjust_saturation",
+                     "adjust_sharpness", "apply_lut", "autocontrast", "equalize", "grayscale", "invert", "posterize",
+                     "solarize", "solarize_add"], "kzoo.augment.color"),
+    **dict.fromkeys(["RandomErasing", "erase"], "kzoo.augment.erasing"),
+    **dict.fromkeys(["PadCrop", "RandomAffine", "RandomFlip", "RandomResizedCrop", "RandomRotation",
+                     "RandomTranslation", "RandomZoom", "affine_transform", "crop", "flip_left_right", "flip_up_down",
+                     "pad_crop", "resized_crop", "rotation_transform", "warp_affine"], "kzoo.augment.geometric"),
+    **dict.fromkeys(["CutMix", "LabelSmoothing", "MixUp", "RandomChoice", "cutmix", "mixup", "smooth_labels"],
+                    "kzoo.augment.mix"),
+    **dict.fromkeys(["DeviceAugmentation", "map_dataset"], "kzoo.augment.placement"),
+    **dict.fromkeys(["augment_grid"], "kzoo.augment.grid"),
+    **dict.fromkeys(["PRESETS", "get_preset"], "kzoo.augment.presets"),
+    **dict.fromkeys(["EXTRA_OPS", "RANDAUGMENT_OPS", "RandAugment", "TrivialAugment", "apply_op", "apply_ops_grouped"],
+                    "kzoo.augment.randaugment"),
+}
+__getattr__ = lazy_getattr(__name__, _EXPORTS)
 
 __all__ = [
     "EXTRA_OPS", "PRESETS", "RANDAUGMENT_OPS",

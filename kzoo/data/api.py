@@ -28,6 +28,9 @@ SPLITS = ("train", "val", "test")
 Source = str | os.PathLike | None
 
 
+_ANNOUNCED: set[str] = set()
+
+
 @dataclass(frozen=True)
 class DataBundle:
     """A ready pipeline and what a trainer needs to know about it.
@@ -52,6 +55,7 @@ class DataBundle:
     skipped: tuple[str, ...] = ()
     preprocessing: Any = None
     class_counts: tuple[int, ...] | None = None  # examples per class in this split, where listed
+    native_size: tuple[int, int] | None = None  # the images' own (height, width) before resizing, where known
 
     @property
     def steps_per_epoch(self) -> int:
@@ -108,7 +112,9 @@ def resolve(
         from kzoo.data.folders import folder_examples
 
         archive = sample_archive()
-        log.info("using the bundled CIFAR-10 sample %s (pass a data source for real training)", archive.name)
+        if archive.name not in _ANNOUNCED:  # once per process, not once per split
+            _ANNOUNCED.add(archive.name)
+            log.info("using the bundled CIFAR-10 sample %s (pass a data source for real training)", archive.name)
         return folder_examples(
             extract(archive), split, val_split=val_split, seed=seed, group_by=group_by,
             source="bundled CIFAR-10 sample (JPEG copy; Krizhevsky 2009)",
@@ -328,6 +334,7 @@ def load(
         preprocessing=preprocessing,
         class_counts=None if examples.labels is None else tuple(
             int(c) for c in np.bincount(np.asarray(examples.labels, dtype=np.int64), minlength=n_classes)),
+        native_size=examples.native_size(),
     )
 
 

@@ -36,6 +36,29 @@ class Examples:
     def num_examples(self) -> int:
         return len(self.labels) if self.labels is not None else int(self.count or 0)
 
+    def native_size(self, sample: int = 32) -> tuple[int, int] | None:
+        """The images' own (height, width): the median over up to `sample` evenly spaced files
+        (Pillow reads only their headers), the array's shape, or None for a streamed source.
+
+        Example:
+            >>> Examples(["a"], "arrays", labels=np.zeros(2), images=np.zeros((2, 64, 48, 3), "uint8")).native_size()
+            (64, 48)
+        """
+        if self.images is not None:
+            return int(self.images.shape[1]), int(self.images.shape[2])
+        if not self.paths:
+            return None
+        from PIL import Image
+
+        sizes = []
+        for i in np.linspace(0, len(self.paths) - 1, min(sample, len(self.paths))).astype(int):
+            try:
+                with Image.open(self.paths[i]) as image:
+                    sizes.append(image.size[::-1])  # Pillow says (width, height)
+            except OSError:  # unreadable files are the pipeline's to report
+                continue
+        return tuple(int(v) for v in np.median(sizes, axis=0)) if sizes else None
+
     def take(self, indices: np.ndarray) -> "Examples":
         """The examples at `indices` (file and array sources only)."""
         indices = np.asarray(indices, dtype=np.int64)

@@ -135,9 +135,10 @@ def folder_examples(
     class_parents = list(splits.values()) if splits else [root]
     folders = _sorted_classes({d.name for parent in class_parents for d in _subdirs(parent)})
     if not folders:
+        if root != path and _has_images(root):  # descended into a lone folder that holds the images
+            raise KzooError(f"{path} holds one class folder ({root.name}) and a classifier needs at least two: "
+                            f"{_LAYOUT_HINT}")
         raise KzooError(f"no class folders in {path}: {_LAYOUT_HINT}")
-    if len(folders) < 2:
-        log.warning("only one class (%s) found in %s: %s", folders[0], root, _LAYOUT_HINT)
     layout = f"{root}/{{{','.join(sorted(p.name for p in splits.values()))}}}/<class>" if splits else f"{root}/<class>"
 
     if split == "test" or (split == "val" and val_split is None):

@@ -67,9 +67,10 @@ def load_images(paths: Sequence[str], model) -> np.ndarray:
 
 
 def read_class_names(checkpoint: str | None = None, class_names_file: str | None = None,
-                     num_classes: int | None = None) -> list[str]:
+                     num_classes: int | None = None, fallback: bool = True) -> list[str] | None:
     """`--class-names FILE` (one per line), else `class_names.json` beside the checkpoint (a JSON
-    list), else `class_names` in the run's config.json / metrics.json, else `class_0..`."""
+    list), else `class_names` in the run's config.json / metrics.json, else `class_0..` (or None
+    with `fallback=False`)."""
     names = None
     if class_names_file is not None:
         try:
@@ -95,7 +96,7 @@ def read_class_names(checkpoint: str | None = None, class_names_file: str | None
                 names, source = data, path
                 break
     if names is None:
-        return [f"class_{i}" for i in range(num_classes or 0)]
+        return [f"class_{i}" for i in range(num_classes or 0)] if fallback else None
     if num_classes is not None and len(names) != num_classes:
         raise KzooError(f"{source} lists {len(names)} class names but the model predicts {num_classes} classes")
     return names
@@ -151,14 +152,21 @@ def predict_images(checkpoint: str, images: Sequence[str], top_k: int = 5,
 def explain_images(checkpoint: str, images: Sequence[str], out_dir: str, method: str = "gradcam",
                    layer: str | None = None, class_names_file: str | None = None,
                    alpha: float = 0.4, cmap: str = "jet") -> dict[str, Any]:
-    """One overlay PNG per image (`OUT/<stem>_<method>.png`) plus `OUT/grid.png`.
+    """One PNG per image (`OUT/<stem>_<method>.png`: original | heatmap overlay) plus `OUT/grid.png`.
 
-    Returns `{"layer", "grid", "images": [{"image", "overlay", "index", "name", "probability"}]}`.
+    Images and tiles are upsampled to at least 256 px on the short side (Lanczos for the image,
+    bilinear for the heatmap), so a 32x32 model's explanation is readable; larger inputs keep
+    their size. Returns `{"layer", "grid", "images": [{"image", "overlay", "index", "name",
+    "probability"}]}`.
+
+    Example:
+        >>> explain_images("runs/demo/best.keras", ["cat.jpg"], "explain/")["images"][0]["overlay"]  # doctest: +SKIP
+        'explain/cat_gradcam.png'
     """
     from PIL import Image
 
     from kzoo.explain.cam import explain
-    from kzoo.explain.overlay import heatmap_grid, overlay
+    from kzoo.explain.overlay import heatmap_grid, original_and_overlay
     from kzoo.training.api import load_checkpoint
 
     model = load_checkpoint(checkpoint)
@@ -175,7 +183,7 @@ def explain_images(checkpoint: str, images: Sequence[str], out_dir: str, method:
             name = f"{stem}_{i}_{method}.png"
         used.add(name)
         out_path = os.path.join(out_dir, name)
-        Image.fromarray(overlay(batch[i], result.heatmaps[i], alpha, cmap)).save(out_path)
+        Image.fromarray(original_and_overlay(batch[i], result.heatmaps[i], alpha, cmap)).save(out_path)
         c = int(result.class_index[i])
         entries.append({"image": path, "overlay": out_path, "index": c, "name": names[c],
                         "probability": float(probs[i, c])})
@@ -188,7 +196,7 @@ def explain_images(checkpoint: str, images: Sequence[str], out_dir: str, method:
     if local is not None:  # a CAM-guided fused model: also show where its local branch pooled
         for i, entry in enumerate(entries):
             entry["local_cam"] = entry["overlay"][: -len(f"_{method}.png")] + "_local_cam.png"
-            Image.fromarray(overlay(batch[i], local[i], alpha, cmap)).save(entry["local_cam"])
+            Image.fromarray(original_and_overlay(batch[i], local[i], alpha, cmap)).save(entry["local_cam"])
         report["local_grid"] = heatmap_grid(
             batch, local, os.path.join(out_dir, "grid_local_cam.png"), predicted=result.class_index,
             probabilities=top, class_names=names, alpha=alpha, cmap=cmap,

@@ -1,4 +1,10 @@
-"""Rendering heatmaps: an overlay on the image, and an (image | heatmap | overlay) grid figure."""
+"""Rendering heatmaps: an overlay on the image, an (original | overlay) panel, and an
+(image | heatmap | overlay) grid figure.
+
+Model inputs are often tiny (32x32 for CIFAR), so everything written to a file is first upsampled
+to at least `MIN_SIDE` pixels on its short side: the image with Lanczos (sharp, no blocky pixels),
+the heatmap bilinearly (smooth, it is a coarse map anyway). Larger inputs are never shrunk.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,9 @@ from typing import Sequence
 import numpy as np
 
 from kzoo.errors import KzooError
+
+# Short side, in pixels, of what `kzoo explain` writes: big enough to see a 32x32 image's details.
+MIN_SIDE = 256
 
 
 def _to_uint8_rgb(image) -> np.ndarray:
@@ -47,6 +56,58 @@ def _resize(heatmap: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.asarray(img, "float32")
 
 
+def upsampled_size(shape: tuple[int, int], min_side: int = MIN_SIDE) -> tuple[int, int]:
+    """(height, width) scaled up, aspect kept, so the short side is at least `min_side`; never smaller.
+
+    Example:
+        >>> upsampled_size((32, 48))
+        (256, 384)
+        >>> upsampled_size((224, 224))
+        (256, 256)
+        >>> upsampled_size((300, 400))
+        (300, 400)
+    """
+    height, width = int(shape[0]), int(shape[1])
+    short = min(height, width)
+    if short >= min_side or short < 1:
+        return height, width
+    # The short side is set exactly: scaling it by a float ratio could round to min_side +- 1.
+    if height <= width:
+        return min_side, max(min_side, round(width * min_side / height))
+    return max(min_side, round(height * min_side / width)), min_side
+
+
+def upsample_image(image, min_side: int = MIN_SIDE) -> np.ndarray:
+    """(H, W, C) pixels -> uint8 RGB with the short side at least `min_side` (Lanczos; never shrinks).
+
+    Example:
+        >>> upsample_image(np.zeros((32, 32, 3))).shape
+        (256, 256, 3)
+    """
+    image = _to_uint8_rgb(image)
+    size = upsampled_size(image.shape[:2], min_side)
+    if size == image.shape[:2]:
+        return image
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(image).resize((size[1], size[0]), Image.LANCZOS))
+
+
+def original_and_overlay(image, heatmap, alpha: float = 0.4, cmap: str = "jet",
+                         min_side: int = MIN_SIDE) -> np.ndarray:
+    """The image and its heatmap overlay side by side, (H', 2 W', 3) uint8, upsampled to `min_side`.
+
+    The left half is the upsampled image, the right half `overlay` of it with the heatmap resized
+    bilinearly straight from its own resolution (one resize, so no blur is compounded).
+
+    Example:
+        >>> original_and_overlay(np.zeros((32, 32, 3)), np.ones((8, 8))).shape
+        (256, 512, 3)
+    """
+    big = upsample_image(image, min_side)
+    return np.concatenate([big, overlay(big, heatmap, alpha, cmap)], axis=1)
+
+
 def overlay(image, heatmap, alpha: float = 0.4, cmap: str = "jet") -> np.ndarray:
     """Blend a colour-mapped heatmap onto an image: `(1 - alpha) * image + alpha * colours`, uint8.
 
@@ -82,10 +143,16 @@ def heatmap_grid(
     alpha: float = 0.4,
     cmap: str = "jet",
     title: str | None = None,
+    min_side: int = MIN_SIDE,
 ):
     """A figure with one row per image: image | heatmap | overlay, titled with predicted and true class.
 
-    Saves a PNG to `path` if given (and closes the figure); returns the figure otherwise.
+    Each tile is upsampled to `min_side` pixels on its short side first, as `original_and_overlay`
+    does, so small inputs show smooth instead of as blocks. Saves a PNG to `path` if given (and
+    closes the figure); returns the figure otherwise.
+
+    Example:
+        >>> heatmap_grid(np.zeros((2, 32, 32, 3)), np.zeros((2, 8, 8)), "/tmp/grid.png")  # doctest: +SKIP
     """
     import matplotlib
 
@@ -104,9 +171,12 @@ def heatmap_grid(
             return str(class_names[index])
         return f"class_{index}"
 
-    fig, axes = plt.subplots(n, 3, figsize=(7.5, 2.5 * n + (0.4 if title else 0)), squeeze=False)
+    dpi = 100
+    # Tiles as large as the upsampled image (plus room for a caption), so it is not shrunk back.
+    tile = max(2.5, min_side / dpi + 0.35)
+    fig, axes = plt.subplots(n, 3, figsize=(3 * tile, tile * n + (0.4 if title else 0)), squeeze=False)
     for i in range(n):
-        image = _to_uint8_rgb(images[i])
+        image = upsample_image(images[i], min_side)
         caption = []
         if predicted is not None:
             text = f"pred {name(predicted[i])}"
@@ -128,6 +198,6 @@ def heatmap_grid(
     fig.tight_layout()
     if path is None:
         return fig
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return path

@@ -12,7 +12,7 @@ from keras import ops
 
 from kzoo.errors import KzooError
 from kzoo.layers.whitening import PatchWhitening
-from kzoo.models.common import POOL_NAME, HEAD_NAME, check_num_classes, image_input, register_variant
+from kzoo.models.common import POOL_NAME, HEAD_NAME, check_num_classes, image_input
 from kzoo.models.features import feature_model, resolve_out_indices
 
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
@@ -116,10 +116,3 @@ def build_airbench(
         x = keras.layers.Dense(num_classes, use_bias=False, dtype="float32", name=HEAD_NAME,
                                kernel_initializer=keras.initializers.VarianceScaling(**TORCH_DEFAULT))(x)
     return keras.Model(inputs, x, name=name)
-
-
-register_variant(
-    "airbench94", build_airbench, family="airbench", input_shape=(32, 32, 3), num_classes=10,
-    description="airbench94 (Jordan 2024): whitened 2x2 stem, conv groups of 64/256/256, 94% on CIFAR-10 "
-                "in ~10 epochs with its recipe",
-)

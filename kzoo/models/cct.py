@@ -14,7 +14,7 @@ import keras
 from kzoo.errors import KzooError
 from kzoo.layers import PositionEmbedding, SequencePooling, TokensToGrid
 from kzoo.models.airbench import CIFAR10_MEAN, CIFAR10_STD, whitened_conv_groups
-from kzoo.models.common import POOL_NAME, check_num_classes, classifier, image_input, register_variant
+from kzoo.models.common import POOL_NAME, check_num_classes, classifier, image_input
 from kzoo.models.features import feature_model, resolve_out_indices
 from kzoo.models.vit import ViTConfig, _block
 
@@ -101,25 +101,3 @@ def build_cct(
     if num_classes:
         x = classifier(x, num_classes, kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02))
     return keras.Model(inputs, x, name=name)
-
-
-register_variant(
-    "cct_7_3x1", build_cct, family="cct", input_shape=(32, 32, 3), num_classes=10,
-    description="CCT-7/3x1 (Hassani et al. 2021), the paper's CIFAR model: one conv3x3 tokenizer layer, "
-                "7 blocks of width 256, sequence pooling",
-)
-# The race models: airbench94's first two groups as the tokenizer (7x7 tokens of width 256), no dropout.
-_AIRBENCH_TOKENS = dict(tokenizer="airbench", tokenizer_widths=(64, 256), attn_dropout=0.0, drop_path=0.0)
-register_variant(
-    "cct_airbench", build_cct, family="cct", input_shape=(32, 32, 3), num_classes=10,
-    description="a compact convolutional transformer whose tokenizer is airbench94's whitened conv groups "
-                "(64, 256: 7x7 tokens), 2 blocks, sequence pooling; built for the transformer row of the CPU race "
-                "(docs/recipes.md)",
-    depth=2, **_AIRBENCH_TOKENS,
-)
-register_variant(
-    "cct_airbench_d1", build_cct, family="cct", input_shape=(32, 32, 3), num_classes=10,
-    description="cct_airbench with one transformer block: 1.3-1.5x its training images/s on a 2-core CPU, "
-                "so more epochs in the race's hour; 88.04% (TTA) in 57 minutes (docs/recipes.md)",
-    depth=1, **_AIRBENCH_TOKENS,
-)

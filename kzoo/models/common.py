@@ -13,7 +13,6 @@ Naming conventions (relied on by `kzoo.transfer` and Grad-CAM; keep them in new 
 
 from __future__ import annotations
 
-import functools
 import re
 from typing import Any, Callable, Sequence
 
@@ -80,12 +79,11 @@ def check_num_classes(num_classes: int, family: str) -> None:
 
 
 def register_variant(model_name: str, builder: Callable[..., keras.Model], **kwargs: Any) -> ModelEntry:
-    """`kzoo.registry.register_model`, with the Keras model named after the variant.
-
-    (`register_model` takes the variant name as its own first argument, so the builder's
-    `name` is bound here; `create_model(..., name="x")` still overrides it.)
+    """`kzoo.registry.register_model`, with the Keras model named after the variant
+    (`create_model(..., name="x")` still overrides it). The fixed variants are data in
+    `kzoo.catalog`; this serves variants made at run time (`kzoo.models.matched.register_matched`).
 
     Example:
         >>> register_variant("resnet10", build_resnet, family="resnet", layers=(1, 1, 1, 1))  # doctest: +SKIP
     """
-    return register_model(model_name, functools.partial(builder, name=model_name), **kwargs)
+    return register_model(model_name, builder, keras_name=model_name, **kwargs)

@@ -20,7 +20,7 @@ import numpy as np
 from kzoo.errors import KzooError
 from kzoo.layers import TokensToGrid
 from kzoo.layers.fusion import BranchGate, CAMGuidedPooling, WeightedBranchSum
-from kzoo.models.common import HEAD_NAME, STAGE_OUTPUT, check_num_classes, classifier, register_variant
+from kzoo.models.common import HEAD_NAME, STAGE_OUTPUT, check_num_classes, classifier
 from kzoo.models.features import feature_model, resolve_out_indices
 
 BRANCHES = ("vit", "cnn")
@@ -232,20 +232,3 @@ def _cnn_output(model: keras.Model, features_only: bool):
 def _project(x, dim: int, branch: str):
     x = keras.layers.Dense(dim, name=f"{branch}_proj")(x)
     return keras.layers.LayerNormalization(epsilon=1e-6, name=f"{branch}_proj_norm")(x)
-
-
-def _register() -> None:
-    register_variant(
-        "fusion_vit_b16_vgg16", build_fusion, family="fusion", input_shape=(224, 224, 3), num_classes=2,
-        description="ViT-B/16 global + CAM-guided VGG16 local branch (real vs generated); fusion='concat'|'attention'",
-        vit="vit_base_patch16_224", cnn="vgg16", fusion="concat",
-    )
-    register_variant(
-        "fusion_tiny", build_fusion, family="fusion", input_shape=(32, 32, 3), num_classes=10,
-        description="vit_cifar_tiny + CAM-guided half-width VGG-11-BN (4x4 stage-4 map) for 32x32 images",
-        vit="vit_cifar_tiny", cnn="vgg11_bn_cifar", cnn_options={"width_multiplier": 0.5, "out_indices": (-2,)},
-        fusion="concat", dim=128,
-    )
-
-
-_register()

@@ -36,11 +36,12 @@ import keras
 
 from kzoo.errors import KzooError
 from kzoo.models.common import check_num_classes, register_variant
+from kzoo.catalog import MATCHED_DEFAULT_TARGET, MATCHED_DESCRIPTIONS
 from kzoo.models.vgg import VGG_CONFIGS, build_vgg, fc_classifier, vgg_head
-from kzoo.models.vit import INCEPTION_MEAN, INCEPTION_STD, build_vit
+from kzoo.models.vit import build_vit
 
 TOLERANCE = 0.02
-DEFAULT_TARGET = 2_000_000
+DEFAULT_TARGET = MATCHED_DEFAULT_TARGET
 VGG_BASE_WIDTHS = range(1, 257)  # k: VGG11's first conv width (64 in torchvision)
 VIT_DIMS = range(32, 2049, 32)
 VIT_DEPTHS = range(1, 49)
@@ -281,8 +282,8 @@ def trainable_params(model: keras.Model) -> int:
     return sum(math.prod(w.shape) for w in model.trainable_weights)
 
 
-_DESCRIPTIONS = {build_matched_vgg: "VGG11-shaped CNN (BatchNorm, GAP + 2 FC) matched to",
-                 build_matched_vit: "ViT (class token, 4x4 patches at 32 px) matched to"}
+_DESCRIPTIONS = {build_matched_vgg: MATCHED_DESCRIPTIONS["matched_vgg"],
+                 build_matched_vit: MATCHED_DESCRIPTIONS["matched_vit"]}
 
 
 def register_matched(target_params: int) -> tuple[str, str]:
@@ -306,17 +307,3 @@ def register_matched(target_params: int) -> tuple[str, str]:
                              description=f"{_DESCRIPTIONS[builder]} {target_params:,} parameters",
                              target_params=target_params)
     return names
-
-
-def _register() -> None:
-    for name, builder in (("matched_vgg", build_matched_vgg), ("matched_vit", build_matched_vit)):
-        register_variant(name, builder, family="matched", input_shape=(32, 32, 3), num_classes=10,
-                         description=f"{_DESCRIPTIONS[builder]} target_params (default {DEFAULT_TARGET:,})")
-    register_variant(
-        "vit_base_patch16_224_depth18", build_vit, family="vit", input_shape=(224, 224, 3), num_classes=100,
-        description="ViT-B/16 with 18 blocks: the CNN-vs-Transformer source's ViT, 128,402,788 params at 100 classes",
-        patch_size=16, dim=768, depth=18, heads=12, mlp_dim=3072, mean=INCEPTION_MEAN, std=INCEPTION_STD,
-    )
-
-
-_register()

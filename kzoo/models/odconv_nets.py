@@ -24,7 +24,6 @@ from kzoo.layers.multiscale import MultiScaleFusion
 from kzoo.layers.odconv import FanOutNormal, ODConv2D
 from kzoo.layers.preprocess import ImageNormalization
 from kzoo.models.features import resolve_out_indices
-from kzoo.registry import register_model
 
 BN = dict(momentum=0.9, epsilon=1e-5)  # PyTorch BatchNorm2d defaults
 CONV_INIT = FanOutNormal()  # kaiming_normal(fan_out), drawn with NumPy (fast builds under JAX)
@@ -250,16 +249,3 @@ def conv_gtsrb(num_classes=43, input_shape=(32, 32, 3), features_only=False, out
     kwargs.setdefault("name", "conv_gtsrb")
     kwargs.setdefault("conv", "conv")
     return build_gtsrb_net(num_classes, input_shape, features_only, out_indices, **kwargs)
-
-
-_PAPER = "ODConv (Li, Zhou, Yao, ICLR 2022)"
-for _depth, _builder in ((18, odresnet18), (50, odresnet50)):
-    register_model(f"odresnet{_depth}", _builder, family="odresnet", kernel_num=1,
-                   description=f"ResNet-{_depth} with ODConv block convolutions, kernel_num=1; {_PAPER}")
-    for _kn in (1, 4):
-        register_model(f"odresnet{_depth}_{_kn}x", _builder, family="odresnet", kernel_num=_kn,
-                       description=f"ResNet-{_depth} with ODConv block convolutions, kernel_num={_kn}; {_PAPER}")
-register_model("odconv_gtsrb", odconv_gtsrb, family="odconv_gtsrb", input_shape=(32, 32, 3), num_classes=43,
-               description="compact multi-scale + ODConv network for 32x32 traffic signs (GTSRB, 43 classes)")
-register_model("conv_gtsrb", conv_gtsrb, family="odconv_gtsrb", input_shape=(32, 32, 3), num_classes=43,
-               description="odconv_gtsrb's plain-Conv2D twin, same widths")

@@ -17,7 +17,7 @@ import keras
 
 from kzoo.errors import KzooError
 from kzoo.layers import DropPath
-from kzoo.models.common import check_num_classes, classifier, image_input, register_variant
+from kzoo.models.common import check_num_classes, classifier, image_input
 from kzoo.models.features import feature_model, resolve_out_indices
 
 # torchvision: kaiming_normal_(mode="fan_out", nonlinearity="relu") for every conv.
@@ -149,31 +149,3 @@ def build_resnet(
     if num_classes:
         x = classifier(x, num_classes)
     return keras.Model(inputs, x, name=name)
-
-
-RESNETS = {
-    18: ("basic", (2, 2, 2, 2)),
-    34: ("basic", (3, 4, 6, 3)),
-    50: ("bottleneck", (3, 4, 6, 3)),
-    101: ("bottleneck", (3, 4, 23, 3)),
-    152: ("bottleneck", (3, 8, 36, 3)),
-}
-
-
-def _register() -> None:
-    for depth, (kind, layers) in RESNETS.items():
-        register_variant(
-            f"resnet{depth}", build_resnet, family="resnet", input_shape=(224, 224, 3),
-            description=f"torchvision resnet{depth} (v1.5)", block=kind, layers=layers,
-            pretrained=f"hf-hub:timm/resnet{depth}.tv_in1k",
-        )
-    for depth in (18, 34, 50):
-        kind, layers = RESNETS[depth]
-        register_variant(
-            f"resnet{depth}_cifar", build_resnet, family="resnet", input_shape=(32, 32, 3),
-            description=f"resnet{depth} with a 3x3 stride-1 stem and no max-pool, for 32x32 images",
-            block=kind, layers=layers, stem="cifar",
-        )
-
-
-_register()

@@ -14,7 +14,7 @@ from typing import Callable, Sequence
 import keras
 
 from kzoo.errors import KzooError
-from kzoo.models.common import check_num_classes, classifier, image_input, register_variant
+from kzoo.models.common import check_num_classes, classifier, image_input
 from kzoo.models.features import feature_model, resolve_out_indices
 
 # torchvision's configurations "A", "B", "D", "E": conv widths, "M" = 2x2 max-pool.
@@ -163,24 +163,3 @@ def build_vgg(
         return feature_model(inputs, stages, out_indices, name)
     x = VGG_HEADS[head](x, num_classes, dropout=dropout, fc_units=fc_units)
     return keras.Model(inputs, x, name=name)
-
-
-def _register() -> None:
-    for depth in sorted(VGG_CONFIGS):
-        for bn in (False, True):
-            model_name = f"vgg{depth}_bn" if bn else f"vgg{depth}"
-            register_variant(
-                model_name, build_vgg, family="vgg", input_shape=(224, 224, 3),
-                description=f"torchvision {model_name}", depth=depth, batch_norm=bn,
-                pretrained=f"hf-hub:timm/{model_name}.tv_in1k",
-            )
-    for depth in (11, 16):
-        model_name = f"vgg{depth}_bn_cifar"
-        register_variant(
-            model_name, build_vgg, family="vgg", input_shape=(32, 32, 3),
-            description=f"VGG-{depth} with BatchNorm and a GAP head for 32x32 images",
-            depth=depth, batch_norm=True, head="gap", dropout=0.0,
-        )
-
-
-_register()

@@ -13,8 +13,8 @@ from typing import Sequence
 import keras
 
 from kzoo.layers.cam import CAMHead
-from kzoo.models.common import check_num_classes, register_variant
-from kzoo.models.vgg import VGG_CONFIGS, build_vgg
+from kzoo.models.common import check_num_classes
+from kzoo.models.vgg import build_vgg
 
 
 def build_vgg_cam(
@@ -58,20 +58,3 @@ def build_vgg_cam(
     logits = keras.layers.Identity(dtype="float32", name="logits")(logits)
     heatmap = keras.layers.Identity(dtype="float32", name="heatmap")(heatmap)
     return keras.Model(backbone.input, [logits, heatmap], name=name)
-
-
-def _register() -> None:
-    for depth in (11, 16):
-        register_variant(
-            f"vgg{depth}_cam", build_vgg_cam, family="vgg_cam", input_shape=(224, 224, 3),
-            description=f"VGG-{depth} conv stages + CAM head (logits and heatmap in one pass)", depth=depth,
-        )
-    register_variant(
-        "vgg11_bn_cam_cifar", build_vgg_cam, family="vgg_cam", input_shape=(32, 32, 3),
-        description="VGG-11-BN for 32x32 images, CAM head on the 4x4 stage-4 map", depth=11, batch_norm=True,
-        cam_stage=-2,
-    )
-
-
-assert 11 in VGG_CONFIGS and 16 in VGG_CONFIGS
-_register()

@@ -18,11 +18,9 @@ from kzoo.errors import KzooError
 from kzoo.layers import (ClassToken, DropPath, MultiHeadSelfAttention, PatchWhitening, PositionEmbedding, TokenPooling,
                          TokensToGrid)
 from kzoo.layers.vit_layers import POOL_MODES
-from kzoo.models.common import check_num_classes, classifier, image_input, register_variant
+from kzoo.models.common import check_num_classes, classifier, image_input
 from kzoo.models.features import feature_model, resolve_out_indices
 
-INCEPTION_MEAN = (0.5, 0.5, 0.5)  # timm's ViT checkpoints normalise to [-1, 1]
-INCEPTION_STD = (0.5, 0.5, 0.5)
 
 
 @dataclass(frozen=True)
@@ -260,62 +258,3 @@ def _block(x, c: ViTConfig, i: int, drop_path_rate: float):
     if drop_path_rate:
         y = DropPath(drop_path_rate, name=f"{p}_drop_path2")(y)
     return keras.layers.Add(name=p)([x, y])
-
-
-def _register() -> None:
-    timm = dict(family="vit", input_shape=(224, 224, 3), mean=INCEPTION_MEAN, std=INCEPTION_STD)
-    variants = {
-        "vit_tiny_patch16_224": dict(patch_size=16, dim=192, depth=12, heads=3, mlp_dim=768),
-        "vit_small_patch16_224": dict(patch_size=16, dim=384, depth=12, heads=6, mlp_dim=1536),
-        "vit_base_patch16_224": dict(patch_size=16, dim=768, depth=12, heads=12, mlp_dim=3072),
-        "vit_base_patch32_224": dict(patch_size=32, dim=768, depth=12, heads=12, mlp_dim=3072),
-        "vit_large_patch16_224": dict(patch_size=16, dim=1024, depth=24, heads=16, mlp_dim=4096),
-        "vit_huge_patch14_224": dict(patch_size=14, dim=1280, depth=32, heads=16, mlp_dim=5120),
-    }
-    # Default checkpoints: timm's AugReg ImageNet-21k -> 1k fine-tunes (ViT-H has none in that family).
-    tags = {name: f"hf-hub:timm/{name}.augreg_in21k_ft_in1k" for name in variants if "huge" not in name}
-    tags["vit_base_patch16_224"] = "hf-hub:timm/vit_base_patch16_224.augreg2_in21k_ft_in1k"
-    for model_name, arch in variants.items():
-        register_variant(model_name, build_vit, description=f"timm {model_name}", pretrained=tags.get(model_name),
-                         **timm, **arch)
-
-    # Small-image ViTs: 4x4 patches on 32x32 give an 8x8 grid (parameters at 10 classes).
-    cifar = {
-        "vit_cifar_tiny": dict(dim=128, depth=4, heads=2, mlp_dim=256, description="0.55M params"),
-        "vit_cifar_small": dict(dim=192, depth=6, heads=3, mlp_dim=384, description="1.8M params"),
-        "vit_cifar_base": dict(dim=256, depth=8, heads=4, mlp_dim=512, description="4.2M params"),
-    }
-    cifar["vit_cifar_tiny_whiten"] = dict(
-        cifar["vit_cifar_tiny"], patch_whitening=True,
-        description="0.55M params, patch embedding = frozen whitening fitted to training patches + learned linear map")
-    cifar["vit_cifar_tiny_whiten_gap"] = dict(
-        cifar["vit_cifar_tiny_whiten"], pool="gap", class_token=False,
-        description="0.55M params, whitened patch embedding, average-pool head (no class token)")
-    for model_name, arch in cifar.items():
-        description = f"ViT for 32x32 images, 4x4 patches, {arch.pop('description')}"
-        register_variant(
-            model_name, build_vit, family="vit", input_shape=(32, 32, 3), description=description, patch_size=4, **arch
-        )
-    register_variant(
-        "vit_keras_example",
-        build_vit,
-        family="vit",
-        input_shape=(72, 72, 3),
-        description="the keras.io example 'Image classification with Vision Transformer'",
-        patch_size=6,
-        dim=64,
-        depth=8,
-        heads=4,
-        head_dim=64,  # Keras MultiHeadAttention(num_heads=4, key_dim=64): inner width 256
-        mlp_dim=128,
-        mlp_output_activation="gelu",
-        class_token=False,
-        pool="flatten",
-        attn_dropout=0.1,
-        mlp_dropout=0.1,
-        head_hidden_units=(2048, 1024),
-        head_dropout=0.5,
-    )
-
-
-_register()

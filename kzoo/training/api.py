@@ -47,9 +47,7 @@ def train(config: TrainConfig | None = None, **overrides: Any) -> TrainResult:
         >>> result = kzoo.train(model="vit_cifar_tiny", epochs=2, out="runs/try")  # doctest: +SKIP
         >>> result.metrics["top1"]  # doctest: +SKIP
     """
-    from kzoo import data as kdata
-    from kzoo import freeze
-    from kzoo.registry import create_model, get_entry
+    from kzoo.registry import get_entry
 
     keep_host_memory_for_jax_cpu()  # before JAX's first computation (the seed below is one)
     distribute.split_cpu_for_jax()
@@ -62,17 +60,35 @@ def train(config: TrainConfig | None = None, **overrides: Any) -> TrainResult:
         fields = {**(config.__dict__ if config else {}), **overrides}
     cfg = TrainConfig(**fields).validate()
     entry = get_entry(cfg.model)  # unknown model fails before anything is written
+    # config.json records the size the run uses, not "the model's default".
+    cfg.image_size = list(cfg.image_size or entry.input_shape[:2])
     resumed = rundir.prepare(cfg)
+    try:
+        return _train(cfg, entry, resumed, start)
+    except BaseException:
+        if not resumed:  # a run that never trained leaves nothing behind to block the corrected command
+            rundir.discard_untrained(cfg.out)
+        raise
+
+
+def _train(cfg: TrainConfig, entry, resumed: bool, start: float) -> TrainResult:
+    from kzoo import data as kdata
+    from kzoo import freeze
+    from kzoo.registry import create_model
+
     log.info("%s run in %s", "resuming" if resumed else "starting", cfg.out)
+    if cfg.data is None:
+        log.info("no --data given: training on the CIFAR-10 sample bundled with kzoo")
     keras.utils.set_random_seed(cfg.seed)
     keras.mixed_precision.set_global_policy(f"mixed_{cfg.mixed_precision}" if cfg.mixed_precision else "float32")
 
-    image_size = tuple(cfg.image_size) if cfg.image_size else entry.input_shape[:2]
+    image_size = tuple(cfg.image_size)
     scope, replicas = distribute.setup(cfg.distribute)
     global_batch = cfg.batch_size * replicas
     pipeline_augment = cfg.augment if cfg.augment_on == "pipeline" else None
     splits = _load_splits(kdata, cfg, image_size, global_batch, replicas, pipeline_augment)
     train_data = splits["train"]
+    _report_image_size(train_data.native_size, image_size, cfg.model, tuple(entry.input_shape[:2]))
 
     with open(rundir.run_file(cfg.out, "class_names"), "w") as f:  # kzoo predict/explain read it
         json.dump(list(train_data.class_names), f)
@@ -110,8 +126,9 @@ def train(config: TrainConfig | None = None, **overrides: Any) -> TrainResult:
         trainer.compile(
             optimizer=make_optimizer(cfg, rate, model),
             loss=_loss(cfg, train_data),
-            metrics=[keras.metrics.CategoricalAccuracy(name="accuracy"),
-                     keras.metrics.TopKCategoricalAccuracy(5, name="top5")],
+            # Top-5 of five classes or fewer is 100% by construction: not logged.
+            metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")]
+                    + ([keras.metrics.TopKCategoricalAccuracy(5, name="top5")] if train_data.num_classes > 5 else []),
             # XLA cannot place MirroredStrategy's per-device variables (TensorFlow's known issue).
             jit_compile=cfg.jit_compile and cfg.distribute != "mirrored",
         )
@@ -196,17 +213,39 @@ def _load_splits(kdata, cfg: TrainConfig, image_size, batch_size: int, replicas:
     common = dict(image_size=image_size, batch_size=batch_size, seed=cfg.seed, data_dir=cfg.data_dir,
                   download=cfg.download, drop_remainder=replicas > 1 or None, preprocessing=preprocessing)
     if cfg.val_split:
-        train = kdata.load(cfg.data, "train", val_split=cfg.val_split, augment=augment, **common)
+        train = _two_classes(kdata.load(cfg.data, "train", val_split=cfg.val_split, augment=augment, **common))
         val = kdata.load(cfg.data, "val", val_split=cfg.val_split, **common)
         test = _optional_split(kdata, cfg.data, "test", common)
         return {"train": train, "val": val, "test": test or val, "select": "best",
                 "evaluated_on": "test" if test else "val"}
-    train = kdata.load(cfg.data, "train", augment=augment, **common)
+    train = _two_classes(kdata.load(cfg.data, "train", augment=augment, **common))
     test = _optional_split(kdata, cfg.data, "test", common)
     if test is None:
         raise KzooError(f"--data {cfg.data} has no test split to validate on; pass --val-split 0.1")
     # Without a validation split the test split is watched but never used to pick a checkpoint.
     return {"train": train, "val": test, "test": test, "select": "last", "evaluated_on": "test"}
+
+
+def _two_classes(train):
+    if train.num_classes < 2:
+        raise KzooError(f"--data {train.source} has {train.num_classes} class ({', '.join(train.class_names)}): a "
+                        "classifier needs at least two; expected one folder per class, ROOT/<class>/<image>")
+    return train
+
+
+def _report_image_size(native: tuple[int, int] | None, used: tuple[int, int], model: str,
+                       model_size: tuple[int, int]) -> None:
+    """Say at the start of every run what size the images are and what size they are trained at."""
+    why = f"{model}'s input size" if tuple(used) == model_size else "--image-size"
+    if native is None:
+        log.info("images are resized to %dx%d (%s)", *used, why)
+        return
+    log.info("images: %dx%d in the data, trained at %dx%d (%s)", *native, *used, why)
+    factor = max(native[0] / used[0], native[1] / used[1])
+    if factor > 2:
+        log.warning("images are shrunk %.1fx (%dx%d -> %dx%d) to fit %s: fine detail is lost; pass "
+                    "--image-size %d,%d or pick a model made for that size (docs/models.md, 'Image sizes')",
+                    factor, *native, *used, model, *native)
 
 
 def _optional_split(kdata, source, split: str, common: dict):
@@ -246,6 +285,8 @@ def _finish(cfg: TrainConfig, model: keras.Model, splits: dict, class_names, rep
         test = kdata.load(cfg.data, test.split, image_size=test.image_size, batch_size=test.batch_size,
                           val_split=cfg.val_split, seed=cfg.seed, data_dir=cfg.data_dir, drop_remainder=False,
                           preprocessing=test.preprocessing)
+    log.info("testing %s on the %s split", os.path.basename(path) if os.path.exists(path) else "the model",
+             splits["evaluated_on"])
     report = _report(model, test.dataset, class_names, cfg.tta)
     history = rundir.read_history(cfg.out)
     speeds = [row["images_per_sec"] for row in history if "images_per_sec" in row]
@@ -278,21 +319,19 @@ def _finish(cfg: TrainConfig, model: keras.Model, splits: dict, class_names, rep
     # metrics.json is written last: its presence marks the run as finished.
     with open(rundir.run_file(cfg.out, "metrics"), "w") as f:
         json.dump(metrics, f, indent=2)
-    log.info("top-1 %.2f%%, top-5 %.2f%% on %d images", 100 * metrics["top1"], 100 * metrics["top5"],
-             metrics["num_images"])
-    if "tta" in metrics:
-        log.info("with test-time augmentation (%s): top-1 %.2f%%, top-5 %.2f%%", ",".join(metrics["tta"]["modes"]),
-                 100 * metrics["tta"]["top1"], 100 * metrics["tta"]["top5"])
     return TrainResult(cfg.out, metrics, model, history)
 
 
 def evaluate(checkpoint: str, data: str | None = None, split: str = "test", out: str | None = None,
-             batch_size: int = 256, data_dir: str | None = None, tta: str | None = None) -> dict[str, Any]:
+             batch_size: int = 256, data_dir: str | None = None, tta: str | None = None,
+             map_classes_by_position: bool = False) -> dict[str, Any]:
     """Evaluate a saved `.keras` model: top-1, top-5, per-class accuracy and a confusion-matrix PNG.
 
     Results go to `out` (default: beside the checkpoint) as eval.json and confusion.png. With
     `tta` ("flip", "translate" or both, comma-separated) the report also holds `tta`: the top-1,
     top-5 and loss of the logits averaged over the augmented views, beside the plain figures.
+    The data's class names must equal the checkpoint's (class_names.json beside it);
+    `map_classes_by_position=True` pairs differing names by position on purpose.
 
     Example:
         >>> kzoo.evaluate("runs/demo/best.keras")["top1"]  # doctest: +SKIP
@@ -306,6 +345,7 @@ def evaluate(checkpoint: str, data: str | None = None, split: str = "test", out:
     if num_classes(model) != bundle.num_classes:
         raise KzooError(f"{checkpoint} predicts {num_classes(model)} classes but {bundle.source} has "
                         f"{bundle.num_classes}; evaluate on the data the model was trained for")
+    _check_class_names(checkpoint, bundle, map_classes_by_position)
     report = _report(model, bundle.dataset, bundle.class_names, tta)
     out = out or os.path.dirname(os.path.abspath(checkpoint))
     os.makedirs(out, exist_ok=True)
@@ -318,13 +358,34 @@ def evaluate(checkpoint: str, data: str | None = None, split: str = "test", out:
     return report
 
 
+def _check_class_names(checkpoint: str, bundle, by_position: bool) -> None:
+    from kzoo.explain.commands import read_class_names
+
+    trained = read_class_names(checkpoint, fallback=False)
+    if trained is None:
+        log.warning("no class_names.json beside %s: the data's classes are assumed to be the model's, in order",
+                    checkpoint)
+    elif list(trained) != list(bundle.class_names):
+        if not by_position:
+            raise KzooError(f"{checkpoint} was trained on classes {_names(trained)} but {bundle.source} has "
+                            f"{_names(bundle.class_names)}; evaluate on the model's classes, or pass "
+                            "--map-classes-by-position to pair them by position on purpose")
+        log.warning("class names differ from the checkpoint's; pairing them by position as asked")
+
+
+def _names(names, shown: int = 6) -> str:
+    listed = ", ".join(names[:shown]) + (f", ... ({len(names)} in all)" if len(names) > shown else "")
+    return f"[{listed}]"
+
+
 def _report(model: keras.Model, dataset, class_names, tta: str | None) -> dict[str, Any]:
     """classification_report of `model` on `dataset`, plus under "tta" the figures of the logits
     averaged over the test-time views (one pass over the data gives both)."""
     modes = parse_tta(tta)
+    progress = log.isEnabledFor(logging.INFO)
     if not modes:
-        return classification_report(*predict_logits(model, dataset), class_names)
-    logits, tta_logits, labels = predict_logits(model, dataset, tta=modes)
+        return classification_report(*predict_logits(model, dataset, progress=progress), class_names)
+    logits, tta_logits, labels = predict_logits(model, dataset, tta=modes, progress=progress)
     report = classification_report(logits, labels, class_names)
     augmented = classification_report(tta_logits, labels, class_names)
     report["tta"] = {"modes": modes, **{k: augmented[k] for k in ("top1", "top5", "loss")}}

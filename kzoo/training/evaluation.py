@@ -23,16 +23,22 @@ def num_classes(model: keras.Model) -> int:
     return int(model.outputs[0].shape[-1])
 
 
-def predict_logits(model: keras.Model, batches: Iterable, tta: Sequence[str] = ()) -> tuple[np.ndarray, ...]:
+def predict_logits(model: keras.Model, batches: Iterable, tta: Sequence[str] = (),
+                   progress: bool = False) -> tuple[np.ndarray, ...]:
     """Run `model` over `(images, labels)` batches; labels may be integer or one-hot.
 
     Returns float32 logits (N, C) (a model's first output if it has several) and integer labels (N,).
     With `tta` modes (kzoo.training.tta) it returns `(logits, tta_logits, labels)`: the plain
-    logits come from the same pass, so both figures cost one read of the data.
+    logits come from the same pass, so both figures cost one read of the data. `progress` shows
+    Keras' progress bar over the batches (a full test pass takes a minute or more on a CPU).
+
+    Example:
+        >>> logits, labels = predict_logits(model, [(images, one_hot)])  # doctest: +SKIP
     """
     from kzoo.training.tta import tta_views, tta_weights
 
     plain, augmented, labels = [], [], []
+    bar = keras.utils.Progbar(_batch_count(batches), unit_name="batch") if progress else None
     for images, y in batches:
         # numpy in: a tf.data batch is a TensorFlow tensor, which the JAX backend cannot take.
         views = tta_views(np.asarray(images), tta) if tta else [np.asarray(images)]
@@ -41,11 +47,22 @@ def predict_logits(model: keras.Model, batches: Iterable, tta: Sequence[str] = (
         augmented.append(np.average(outputs, axis=0, weights=tta_weights(tta) if tta else None))
         y = np.asarray(y)
         labels.append(y.argmax(-1) if y.ndim == 2 else y.astype(np.int64))
+        if bar is not None:
+            bar.add(1)
     if not plain:
         raise KzooError("evaluation data is empty: no images to evaluate")
     if tta:
         return np.concatenate(plain), np.concatenate(augmented), np.concatenate(labels)
     return np.concatenate(plain), np.concatenate(labels)
+
+
+def _batch_count(batches) -> int | None:
+    # A tf.data pipeline knows its length unless it was filtered; a list knows it; else no target.
+    try:
+        count = int(batches.cardinality()) if hasattr(batches, "cardinality") else len(batches)
+    except TypeError:
+        return None
+    return count if count >= 0 else None
 
 
 def classification_report(logits: np.ndarray, labels: np.ndarray, class_names: Sequence[str]) -> dict:
@@ -62,8 +79,7 @@ def classification_report(logits: np.ndarray, labels: np.ndarray, class_names: S
                         "evaluate on data with the classes the model was trained on")
     order = np.argsort(-logits, axis=1)
     top1 = float(np.mean(order[:, 0] == labels))
-    k = min(5, c)
-    top5 = float(np.mean(np.any(order[:, :k] == labels[:, None], axis=1)))
+    top5 = float(np.mean(np.any(order[:, :5] == labels[:, None], axis=1)))
     shifted = logits - logits.max(axis=1, keepdims=True)
     log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
     loss = float(-np.mean(log_probs[np.arange(n), labels]))
@@ -75,6 +91,7 @@ def classification_report(logits: np.ndarray, labels: np.ndarray, class_names: S
         for i, name in enumerate(class_names)
     }
     return {
-        "top1": top1, "top5": top5, "loss": loss, "num_images": int(n),
+        # Top-5 of five classes or fewer is 100% by construction: None says "not meaningful".
+        "top1": top1, "top5": top5 if c > 5 else None, "loss": loss, "num_images": int(n),
         "per_class_accuracy": per_class, "confusion": confusion.tolist(),
     }

@@ -4,15 +4,19 @@ A run directory holds config.json, class_names.json, history.csv, curves.png, me
 best.keras, last.keras, confusion.png, backup/ (BackupAndRestore state) and tensorboard/. Rules:
 - a new directory (or an empty one) starts a run;
 - a directory with config.json but no metrics.json is an interrupted run: it is resumed when
-  the settings match (only --epochs may grow), refused otherwise;
+  the settings match (only --epochs may grow), refused otherwise; a run that failed or was
+  stopped before it saved any training state (no history, backup or checkpoint) counts as never
+  started: `kzoo.train` removes what it wrote, and a leftover config.json is replaced;
 - a directory with metrics.json holds a finished run and is never overwritten;
 - any other non-empty directory is refused.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
+import shutil
 
 from kzoo.errors import KzooError
 from kzoo.training.config import TrainConfig, config_path
@@ -48,6 +52,9 @@ def prepare(cfg: TrainConfig) -> bool:
         raise KzooError(f"--out {out} already holds a finished run; choose another --out (nothing was changed)")
     if not os.path.exists(config_path(out)):
         raise KzooError(f"--out {out} is not empty and is not a kzoo run directory; choose another --out")
+    if not has_trained(out):  # stopped before training (killed while loading data): nothing to resume
+        cfg.to_json(config_path(out))
+        return False
     previous = TrainConfig.from_json(config_path(out))
     changed = previous.differs_from(cfg)
     if changed:
@@ -59,6 +66,32 @@ def prepare(cfg: TrainConfig) -> bool:
         raise KzooError(f"--out {out}: cannot resume with fewer epochs ({cfg.epochs}) than before ({previous.epochs})")
     cfg.to_json(config_path(out))
     return True
+
+
+# What a run writes once training has started; before that it has only config and class names.
+TRAINING_STATE = ("history", "backup", "best", "last", "metrics")
+BEFORE_TRAINING = ("config", "class_names", "tensorboard")
+
+
+def has_trained(run_dir: str) -> bool:
+    """Whether `run_dir` holds any training state (history, backup, checkpoint or metrics)."""
+    return any(os.path.exists(run_file(run_dir, key)) for key in TRAINING_STATE)
+
+
+def discard_untrained(run_dir: str) -> None:
+    """Remove what a run wrote before training started, and the directory if that leaves it
+    empty, so a failed start never blocks the corrected command. A run with training state is
+    left untouched."""
+    if has_trained(run_dir):
+        return
+    for key in BEFORE_TRAINING:
+        path = run_file(run_dir, key)
+        if os.path.isdir(path):
+            shutil.rmtree(path, ignore_errors=True)
+        elif os.path.exists(path):
+            os.remove(path)
+    with contextlib.suppress(OSError):  # not empty: the person's own files stay, and so does the folder
+        os.rmdir(run_dir)
 
 
 def read_history(run_dir: str) -> list[dict[str, float]]:

@@ -26,6 +26,7 @@ from typing import Any
 from kzoo.errors import KzooError
 from kzoo.training import rundir
 from kzoo.training.config import TrainConfig
+from kzoo.training.flags import add_train_flags
 from kzoo.training.sweep_report import cell_figures, write_reports
 
 log = logging.getLogger("kzoo.sweep")
@@ -181,10 +182,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _train_parser() -> _Parser:
-    from kzoo.cli import _add_train_flags  # lazily: kzoo.cli imports this module
-
     parser = _Parser(prog="kzoo train", add_help=False)
-    _add_train_flags(parser)
+    add_train_flags(parser)
     parser.set_defaults(**{name: _UNSET for name in _fields()})
     return parser
 
@@ -297,7 +296,7 @@ def _write_json(out: str, report: dict) -> None:
     os.replace(tmp, os.path.join(out, "sweep.json"))  # a kill mid-write keeps the previous file
 
 
-def add_parser(subparsers) -> argparse.ArgumentParser:
+def add_parser(subparsers, parents: list[argparse.ArgumentParser] | None = None) -> argparse.ArgumentParser:
     """Register `kzoo sweep` on the `kzoo` subcommand parser.
 
     Example:
@@ -308,7 +307,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     """
     p = subparsers.add_parser(
         "sweep", help="vary kzoo train options one at a time around a baseline; a table per option",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=argparse.RawDescriptionHelpFormatter, parents=parents or [],
         description="Run kzoo train once per cell: each --vary option takes each of its values while every\n"
                     "other varied option stays at its baseline (its value in the base flags, else its first\n"
                     "value); the shared baseline runs once. Rerun the same command to continue.",

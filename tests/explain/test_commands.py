@@ -80,7 +80,7 @@ def test_explain_images_writes_overlays_and_grid(checkpoint, image_files, tmp_pa
     assert result["layer"] == "vgg11/stage5" or result["layer"] == "stage5"
     for e in result["images"]:
         img = np.asarray(Image.open(e["overlay"]))
-        assert img.shape == (32, 32, 3) and img.dtype == np.uint8
+        assert img.shape == (256, 512, 3) and img.dtype == np.uint8  # 32x32 upsampled, original | overlay
     assert os.path.exists(result["grid"])
     with pytest.raises(KzooError, match="no layer"):
         explain_images(checkpoint, image_files[:1], str(out), layer="nope")
@@ -128,3 +128,74 @@ def test_heatmap_callback_writes_one_file_per_epoch(tmp_path):
     assert sorted(os.listdir(tmp_path / "hm")) == ["heatmaps-epoch001.png", "heatmaps-epoch002.png"]
     with pytest.raises(KzooError):
         HeatmapCallback(x[:3], str(tmp_path), every=0)
+
+
+def _smooth_image(size: int) -> np.ndarray:
+    """Gradients plus a flat red block: survives an up/down resize round trip nearly unchanged."""
+    yy, xx = np.mgrid[0:size, 0:size] * (32 / size)
+    image = np.stack([xx * 8, yy * 8, 255 - (xx + yy) * 4], -1)
+    image[size // 4:size * 5 // 8, size * 5 // 16:size * 11 // 16] = [250, 30, 30]
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def test_explain_overlay_is_upsampled_with_original_beside_overlay(checkpoint, tmp_path):
+    from kzoo.explain.cam import explain
+    from kzoo.training.api import load_checkpoint
+
+    source = tmp_path / "smooth.png"
+    Image.fromarray(_smooth_image(32)).save(source)
+    result = explain_images(checkpoint, [str(source)], str(tmp_path / "out"), method="gradcam", alpha=0.4)
+    png = np.asarray(Image.open(result["images"][0]["overlay"]))
+    assert min(png.shape[:2]) >= 256 and png.shape[1] == 2 * png.shape[0]
+    left, right = png[:, :png.shape[1] // 2], png[:, png.shape[1] // 2:]
+
+    # Left: the original, upsampled smoothly (nearest-neighbour would repeat 7 of every 8 columns).
+    pixel = load_image(str(source), (32, 32), 3)
+    down = np.asarray(Image.fromarray(left).resize((32, 32), Image.BOX), "float32")
+    assert np.abs(down - pixel).mean() < 3
+    assert (left[:, 1:] == left[:, :-1]).all(-1).mean() < 0.5
+
+    # Right: the heatmap blended on; clearly different from the original where the heatmap is hot.
+    heat = explain(load_checkpoint(checkpoint), pixel[None], method="gradcam").heatmaps[0]
+    assert heat.max() > 0.9
+    big_heat = np.asarray(Image.fromarray(heat, "F").resize(left.shape[1::-1], Image.BILINEAR))
+    hot = big_heat > 0.8
+    assert hot.any()
+    assert np.abs(right[hot].astype(int) - left[hot].astype(int)).mean() > 20
+    np.testing.assert_allclose(right, overlay(left, heat, alpha=0.4), atol=2)
+
+
+def test_overlay_panel_never_shrinks_large_inputs_and_keeps_aspect():
+    from kzoo.explain.overlay import original_and_overlay, upsampled_size
+
+    image = _smooth_image(300)
+    panel = original_and_overlay(image, np.zeros((7, 7)))
+    assert panel.shape == (300, 600, 3)
+    np.testing.assert_array_equal(panel[:, :300], image)  # left half is the untouched original
+    assert upsampled_size((24, 40)) == (256, 427) and upsampled_size((40, 24)) == (427, 256)
+    assert upsampled_size((300, 1000)) == (300, 1000)
+
+
+def test_explain_224_model_overlay_not_shrunk(tmp_path):
+    keras.utils.set_random_seed(7)
+    model = kzoo.create_model("vgg11", num_classes=3, input_shape=(224, 224, 3), width_multiplier=0.125, head="gap",
+                              dropout=0.0)
+    path = tmp_path / "big.keras"
+    model.save(str(path))
+    source = tmp_path / "big.png"
+    Image.fromarray(_smooth_image(224)).save(source)
+    result = explain_images(str(path), [str(source)], str(tmp_path / "out"))
+    # 224 is under the 256 minimum: scaled up to it, never down
+    assert np.asarray(Image.open(result["images"][0]["overlay"])).shape == (256, 512, 3)
+
+
+def test_grid_tiles_are_upsampled(tmp_path):
+    fig = heatmap_grid(np.repeat(_smooth_image(32)[None], 2, 0), np.zeros((2, 8, 8)), predicted=[0, 1],
+                       class_names=["a", "b"], title="t")
+    renderer = fig.canvas.get_renderer()
+    for ax in fig.axes:
+        assert min(ax.images[0].get_array().shape[:2]) >= 256
+        # drawn at (about) that size too, so the saved PNG keeps the detail
+        assert min(ax.get_window_extent(renderer).size) >= 250
+    tile = np.asarray(fig.axes[0].images[0].get_array())
+    assert (tile[:, 1:] == tile[:, :-1]).all(-1).mean() < 0.5  # resampled, not repeated pixels

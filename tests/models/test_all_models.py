@@ -68,7 +68,7 @@ def tiny_overrides(name: str) -> dict:
 def _network_key(name: str) -> str:
     # Two names with the same builder and the same effective keywords build the same network.
     entry = get_entry(name)
-    builder = getattr(entry.builder, "func", entry.builder)
+    builder = entry.build_fn()
     config = {**entry.config, **tiny_overrides(name)}
     return f"{builder.__module__}.{builder.__name__}:{sorted(config.items())!r}"
 
