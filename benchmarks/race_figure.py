@@ -57,7 +57,7 @@ def load_run(run_dir: str) -> dict:
 def table_row(run: dict) -> str:
     m, c = run["metrics"], run["config"]
     tta = m.get("tta") or {}
-    ips = statistics.median(float(r["images_per_sec"]) for r in run["rows"])
+    ips = statistics.median(float(r["images_per_sec"]) for r in run["rows"] if r.get("images_per_sec"))
     return (f"| {c.get('recipe') or c['model']} | {c['model']} | {c['seed']} | {m['top1']:.2%} | {m['top5']:.2%} | "
             f"{tta.get('top1', float('nan')):.2%} | {tta.get('top5', float('nan')):.2%} | {m['epochs_completed']} | "
             f"{ips:.0f} | {m['wall_time_s'] / 60:.1f} |")

@@ -16,7 +16,13 @@ from kzoo.errors import KzooError
 from kzoo.training import callbacks as run_callbacks
 from kzoo.training import distribute, rundir
 from kzoo.training.config import TrainConfig
-from kzoo.training.evaluation import classification_report, first_output, num_classes, predict_logits
+from kzoo.training.evaluation import (
+    check_class_names,
+    classification_report,
+    first_output,
+    num_classes,
+    predict_logits,
+)
 from kzoo.training.host_memory import keep_host_memory_for_jax_cpu
 from kzoo.training.optimizers import make_optimizer
 from kzoo.training.plots import plot_confusion, plot_curves
@@ -301,8 +307,9 @@ def _finish(cfg: TrainConfig, model: keras.Model, splits: dict, class_names, rep
         "loss": report["loss"],
         "num_images": report["num_images"],
         "per_class_accuracy": report["per_class_accuracy"],
-        # The first epoch includes tracing/compilation: the median of the rest is the steady speed.
-        "images_per_sec": float(np.median(speeds[1:] if len(speeds) > 1 else speeds)) if speeds else None,
+        # Throughput leaves out the fit's compile step and validation: every epoch's figure is the
+        # steady training speed.
+        "images_per_sec": float(np.median(speeds)) if speeds else None,
         "wall_time_s": float(sum(row.get("epoch_seconds", 0.0) for row in history) + time.perf_counter() - start),
         # This call's wall clock, data loading and final evaluation included (one process, no resume).
         "process_seconds": float(seconds_so_far + time.perf_counter() - start),
@@ -345,7 +352,7 @@ def evaluate(checkpoint: str, data: str | None = None, split: str = "test", out:
     if num_classes(model) != bundle.num_classes:
         raise KzooError(f"{checkpoint} predicts {num_classes(model)} classes but {bundle.source} has "
                         f"{bundle.num_classes}; evaluate on the data the model was trained for")
-    _check_class_names(checkpoint, bundle, map_classes_by_position)
+    check_class_names(checkpoint, bundle.class_names, bundle.source, map_classes_by_position)
     report = _report(model, bundle.dataset, bundle.class_names, tta)
     out = out or os.path.dirname(os.path.abspath(checkpoint))
     os.makedirs(out, exist_ok=True)
@@ -356,26 +363,6 @@ def evaluate(checkpoint: str, data: str | None = None, split: str = "test", out:
     plot_confusion(np.asarray(report["confusion"]), bundle.class_names,
                    os.path.join(out, f"confusion-{stem}.png"), title=f"{stem}: top-1 {report['top1']:.1%}")
     return report
-
-
-def _check_class_names(checkpoint: str, bundle, by_position: bool) -> None:
-    from kzoo.explain.commands import read_class_names
-
-    trained = read_class_names(checkpoint, fallback=False)
-    if trained is None:
-        log.warning("no class_names.json beside %s: the data's classes are assumed to be the model's, in order",
-                    checkpoint)
-    elif list(trained) != list(bundle.class_names):
-        if not by_position:
-            raise KzooError(f"{checkpoint} was trained on classes {_names(trained)} but {bundle.source} has "
-                            f"{_names(bundle.class_names)}; evaluate on the model's classes, or pass "
-                            "--map-classes-by-position to pair them by position on purpose")
-        log.warning("class names differ from the checkpoint's; pairing them by position as asked")
-
-
-def _names(names, shown: int = 6) -> str:
-    listed = ", ".join(names[:shown]) + (f", ... ({len(names)} in all)" if len(names) > shown else "")
-    return f"[{listed}]"
 
 
 def _report(model: keras.Model, dataset, class_names, tta: str | None) -> dict[str, Any]:

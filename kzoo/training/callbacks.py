@@ -15,25 +15,79 @@ from kzoo.training.config import TrainConfig
 
 
 class Throughput(keras.callbacks.Callback):
-    """Adds `images_per_sec` (training images per second of the epoch) and `lr` to the epoch logs."""
+    """Adds `images_per_sec` (training speed), `epoch_seconds` (the epoch's whole wall clock,
+    validation included) and `lr` to the epoch logs.
+
+    `images_per_sec` counts training steps only. Each step is timed from the previous step's end (an
+    epoch's first step from the epoch's start) to its own end, so waiting for data and the per-step
+    callbacks count, as in the progress bar's time per step; validation, which runs after an epoch's
+    last step, does not, nor does the first step of each `fit`, which traces and compiles the train
+    function (seconds to minutes, once). An epoch with no other step has no honest figure: its logs
+    leave the key out rather than report 0 (`HistoryCSV` writes it blank).
+    """
 
     def __init__(self, global_batch: int):
         super().__init__()
         self.global_batch = global_batch
+        self._compile_pending = True
+
+    def on_train_begin(self, logs=None):
+        self._compile_pending = True
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._start, self._steps = time.perf_counter(), 0
+        self._start = self._last_end = time.perf_counter()
+        self._steps, self._train_seconds = 0, 0.0
+        self._batch_begin = None
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._batch_begin = batch
 
     def on_train_batch_end(self, batch, logs=None):
-        self._steps += 1
+        now = time.perf_counter()
+        # With steps_per_execution > 1 one callback covers steps begin..end (Keras passes both).
+        begin = batch if self._batch_begin is None else self._batch_begin
+        steps = max(batch - begin + 1, 1)
+        if self._compile_pending:
+            self._compile_pending = False
+        else:
+            self._steps += steps
+            self._train_seconds += now - self._last_end
+        self._last_end = now
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is None:
             return
-        seconds = time.perf_counter() - self._start
-        logs["images_per_sec"] = self._steps * self.global_batch / max(seconds, 1e-9)
-        logs["epoch_seconds"] = seconds
+        if self._steps:
+            logs["images_per_sec"] = self._steps * self.global_batch / max(self._train_seconds, 1e-9)
+        logs["epoch_seconds"] = time.perf_counter() - self._start
         logs["lr"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+
+class _BlankWhenMissing(dict):
+    """Epoch logs whose missing keys read as "": Keras' CSVLogger fills one with `logs.get(key, "NA")`."""
+
+    def get(self, key: str, default: object = None) -> object:
+        return super().get(key, "")
+
+
+class HistoryCSV(keras.callbacks.CSVLogger):
+    """`CSVLogger` that writes a key an epoch lacks as a blank cell, which `rundir.read_history`
+    skips, and always has an `images_per_sec` column.
+
+    Keras takes the columns from the first epoch of each `fit` (plus `val_*` twins when that epoch
+    has no validation figures), writes "NA" for a key missing later (read_history cannot parse it),
+    and writes no header when appending. So without this an epoch lacking `images_per_sec` (only the
+    compile step) that came first in a fit would drop the column for the whole fit and, after a
+    resume, shift every later column under the old header.
+    """
+
+    ALWAYS = ("images_per_sec",)
+
+    def on_epoch_end(self, epoch, logs=None):
+        row = _BlankWhenMissing(logs or {})
+        for key in self.ALWAYS:
+            row.setdefault(key, "")
+        super().on_epoch_end(epoch, row)
 
 
 class AtomicCheckpoint(keras.callbacks.Callback):
@@ -233,7 +287,7 @@ def standard(cfg: TrainConfig, global_batch: int, resumed: bool) -> list[keras.c
     callbacks += [
         best,
         AtomicCheckpoint(rundir.run_file(out, "last")),
-        keras.callbacks.CSVLogger(rundir.run_file(out, "history"), append=True),
+        HistoryCSV(rundir.run_file(out, "history"), append=True),
     ]
     if _has_tensorboard():  # Keras' TensorBoard writer needs tf.summary and the tensorboard package
         callbacks.append(keras.callbacks.TensorBoard(rundir.run_file(out, "tensorboard"), write_graph=False))

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Iterable, Sequence
 
 import keras
 import numpy as np
 
 from kzoo.errors import KzooError
+
+log = logging.getLogger("kzoo.evaluate")
 
 
 def first_output(outputs):
@@ -95,3 +98,32 @@ def classification_report(logits: np.ndarray, labels: np.ndarray, class_names: S
         "top1": top1, "top5": top5 if c > 5 else None, "loss": loss, "num_images": int(n),
         "per_class_accuracy": per_class, "confusion": confusion.tolist(),
     }
+
+
+def check_class_names(checkpoint: str, class_names: Sequence[str], source: str, by_position: bool = False) -> None:
+    """Refuse, in one line naming both lists, data whose class names differ from those the
+    checkpoint was trained on (its class_names.json), unless `by_position` pairs them on purpose.
+
+    Example:
+        >>> check_class_names("runs/r18/best.keras", ["cat", "dog"], "photos/")  # doctest: +SKIP
+    """
+    from kzoo.explain.commands import read_class_names
+
+    trained = read_class_names(checkpoint, fallback=False)
+    if trained is None:
+        log.warning("no class_names.json beside %s: the data's classes are assumed to be the model's, in order",
+                    checkpoint)
+    elif list(trained) != list(class_names):
+        if not by_position:
+            first = next((i for i, (a, b) in enumerate(zip(trained, class_names)) if a != b), len(trained))
+            differ = (f" (class {first}: {trained[first]!r} vs {class_names[first]!r})"
+                      if first < min(len(trained), len(class_names)) else "")
+            raise KzooError(f"{checkpoint} was trained on classes {_names(trained)} but {source} has "
+                            f"{_names(class_names)}{differ}; evaluate on the model's classes, or pass "
+                            "--map-classes-by-position to pair them by position on purpose")
+        log.warning("class names differ from the checkpoint's; pairing them by position as asked")
+
+
+def _names(names, shown: int = 6) -> str:
+    listed = ", ".join(names[:shown]) + (f", ... ({len(names)} in all)" if len(names) > shown else "")
+    return f"[{listed}]"

@@ -4,6 +4,9 @@ download, cache reuse without a request, offline errors, preprocessing from conf
 from __future__ import annotations
 
 import json
+import socket
+import threading
+import time
 
 import keras
 import numpy as np
@@ -12,6 +15,7 @@ import pytest
 import kzoo
 from kzoo.errors import KzooError
 from kzoo.weights import get_preprocessing, load_weights, resolve_pretrained
+from kzoo.weights.hub import fetch
 from tests.weights.conftest import FIXTURES, build, reference
 from tests.weights.hub_server import HubServer
 
@@ -29,6 +33,16 @@ TIMM_CONFIG = {
 HF_CONFIG = {"model_type": "vit", "architectures": ["ViTForImageClassification"], "layer_norm_eps": 1e-12, "image_size": 32}
 HF_PREPROCESSOR = {"do_normalize": True, "image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5],
                    "resample": 2, "size": {"height": 32, "width": 32}}
+
+
+@pytest.fixture(autouse=True)
+def _no_agent_registry_request(monkeypatch):
+    """huggingface_hub 2.x builds its User-Agent by fetching an agent registry from the endpoint it
+    read at import (huggingface.co) on the first request of a process, unless telemetry is off; it
+    reads that flag at import, so the hf_env variable comes too late. Tests stay on 127.0.0.1."""
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_DISABLE_TELEMETRY", True)
 
 
 def repos() -> dict:
@@ -100,19 +114,67 @@ def test_offline_missing_file_fails_at_once_naming_repo_file_and_cache(hf_env, m
     assert str(hf_env) in message and "models--timm--no_such_model.in1k" in message
 
 
-def test_unreachable_hub_is_one_line(hf_env, monkeypatch):
-    """Without HF_HUB_OFFLINE, huggingface_hub retries a refused connection with backoff (~20 s);
-    the test skips its sleeps."""
-    import time
-    import types
+def _fetch_with_deadline(deadline: float) -> tuple[BaseException | None, float]:
+    """(what `fetch` of a file missing from the cache raised, seconds it took), failing the test
+    if it has not returned by `deadline` (huggingface_hub's retries would take minutes)."""
+    outcome: dict = {}
 
-    import huggingface_hub.utils._http as hf_http
+    def run():
+        start = time.perf_counter()
+        try:
+            fetch(TIMM_REPO, "model.safetensors")
+        except BaseException as err:  # handed to the test thread
+            outcome["error"] = err
+        outcome["seconds"] = time.perf_counter() - start
 
-    monkeypatch.setattr(hf_http, "time", types.SimpleNamespace(sleep=lambda seconds: None, time=time.time))
-    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens on port 9
-    with pytest.raises(KzooError) as err:
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(deadline)
+    assert not worker.is_alive(), f"fetch still running after {deadline} s (retrying?)"
+    return outcome.get("error"), outcome["seconds"]
+
+
+def _assert_one_line_unreachable(error, seconds, caplog, capfd) -> None:
+    assert isinstance(error, KzooError), error
+    assert "\n" not in str(error) and "cannot be reached" in str(error) and TIMM_REPO in str(error)
+    assert seconds < 5, seconds
+    # huggingface_hub logs each retry ("... thrown while requesting HEAD ...", "Retrying in 1s")
+    # at WARNING, through its own handler and the root logger: none of that may appear.
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("huggingface_hub") and r.levelno >= 30] == []
+    err = capfd.readouterr().err
+    assert "Retrying" not in err and "thrown while requesting" not in err, err
+
+
+def test_unreachable_hub_fails_fast_with_one_line(hf_env, monkeypatch, caplog, capfd):
+    """Nothing listens on the endpoint's port (an offline machine): one refused connection, no
+    retries. huggingface_hub alone retries five times with backoff (23 s measured)."""
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()  # the port is now closed: connecting to it is refused
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    caplog.set_level("WARNING")
+    error, seconds = _fetch_with_deadline(15)
+    _assert_one_line_unreachable(error, seconds, caplog, capfd)
+    with pytest.raises(KzooError, match="cannot be reached"):  # the same through the public API
         load_weights(build("timm_vit"), f"hf-hub:{TIMM_REPO}")
-    assert "\n" not in str(err.value) and "cannot be reached" in str(err.value)
+
+
+def test_silent_hub_fails_after_one_timeout(hf_env, monkeypatch, caplog, capfd):
+    """The endpoint accepts connections (the kernel completes them for a listening socket) but never
+    answers: one request bounded by HF_HUB_ETAG_TIMEOUT, no retries with the 60 s retry timeout."""
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # never accept()ed, never answered
+    try:
+        monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{silent.getsockname()[1]}")
+        monkeypatch.setenv("HF_HUB_ETAG_TIMEOUT", "2")  # an integer: huggingface_hub int()s it at import
+        caplog.set_level("WARNING")
+        error, seconds = _fetch_with_deadline(15)
+    finally:
+        silent.close()
+    _assert_one_line_unreachable(error, seconds, caplog, capfd)
+    assert "no answer within 2 s" in str(error)
 
 
 def test_unknown_repository_online(hf_env, monkeypatch):
