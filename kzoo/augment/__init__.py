@@ -17,6 +17,8 @@ from kzoo._lazy import lazy_getattr
 # Every name below is imported on first use: `import kzoo.augment.presets` (the CLI's help text)
 # must not start Keras.
 _EXPORTS = {
+    **dict.fromkeys(["AUGMIX_ALL_OPS", "AUGMIX_OPS", "AugMix", "AugMixJSD", "jensen_shannon", "mix_chains"],
+                    "kzoo.augment.augmix"),
     **dict.fromkeys(["BatchAugmentation", "Compose"], "kzoo.augment.base"),
     **dict.fromkeys(["ColorJitter", "adjust_brightness", "adjust_contrast", "adjust_hue", "adjust_saturation",
                      "adjust_sharpness", "apply_lut", "autocontrast", "equalize", "grayscale", "invert", "posterize",
@@ -36,6 +38,7 @@ _EXPORTS = {
 __getattr__ = lazy_getattr(__name__, _EXPORTS)
 
 __all__ = [
+    "AUGMIX_ALL_OPS", "AUGMIX_OPS", "AugMix", "AugMixJSD", "jensen_shannon", "mix_chains",
     "EXTRA_OPS", "PRESETS", "RANDAUGMENT_OPS",
     "BatchAugmentation", "ColorJitter", "Compose", "CutMix", "DeviceAugmentation", "LabelSmoothing",
     "MixUp", "PadCrop", "RandAugment", "RandomAffine", "RandomChoice", "RandomErasing", "RandomFlip",

@@ -6,7 +6,7 @@ from typing import Callable
 
 from kzoo.errors import KzooError
 
-PRESETS = ("none", "basic", "signs", "vit_example", "strong", "cutmix", "crop", "flip", "flip_translate")
+PRESETS = ("none", "basic", "signs", "vit_example", "strong", "cutmix", "crop", "flip", "flip_translate", "augmix")
 
 
 def get_preset(
@@ -37,6 +37,9 @@ def get_preset(
       vary the augmentation one transform at a time (`kzoo sweep --vary augment=none,crop,flip`).
     - `flip_translate`: airbench's: horizontal flip and a translation of up to 2 pixels (reflected
       edges, scaled with the image: `max(1, round(2 * H / 32))`).
+    - `augmix`: pad-crop + flip, then AugMix (severity 3, width 3, depth 1-3, alpha 1): the
+      paper's CIFAR data side without its Jensen-Shannon loss (that is `--augmix-jsd`, which
+      makes its own AugMix views and wants a plain preset such as `basic`); labels unchanged.
 
     `num_classes` is part of the signature for label-aware presets; the labels themselves must
     be one-hot (B, num_classes). `seed` seeds the layers' generators; a per-batch `seed=` on the
@@ -66,6 +69,10 @@ def get_preset(
         return Compose([PadCrop(padding, flip=False)], seed=seed, name="crop")
     if name == "flip":
         return Compose([RandomFlip("horizontal")], seed=seed, name="flip")
+    if name == "augmix":
+        from kzoo.augment.augmix import AugMix
+
+        return Compose([PadCrop(padding, flip=True), AugMix()], seed=seed, name="augmix")
     if name == "flip_translate":
         return Compose([PadCrop(max(1, round(2 * height / 32)), fill_mode="reflect", flip=True)], seed=seed,
                        name="flip_translate")

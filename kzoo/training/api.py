@@ -116,12 +116,17 @@ def _train(cfg: TrainConfig, entry, resumed: bool, start: float) -> TrainResult:
             freeze(model, until=cfg.freeze)
         # Extra outputs (a CAM model's heatmap) carry no loss: fit the logits alone.
         trainer = LogitsOnly(model) if len(model.outputs) > 1 else model
+        if cfg.augmix_jsd:
+            from kzoo.augment import AugMix, AugMixJSD
+
+            trainer = AugMixJSD(trainer, AugMix(seed=cfg.seed), weight=cfg.augmix_jsd)  # fits it, saves `model`
         if cfg.augment_on == "device":
             from kzoo.augment import DeviceAugmentation, get_preset
 
             augment = get_preset(cfg.augment, num_classes=train_data.num_classes, image_size=image_size,
                                  seed=cfg.seed)
             trainer = DeviceAugmentation(trainer, augment)  # fits the wrapper, saves `model`
+        if cfg.augmix_jsd or cfg.augment_on == "device":
             n = train_data.num_classes  # BackupAndRestore needs a built model: one symbolic-sized call
             trainer({"images": np.zeros((2, *image_size, 3), "float32"), "labels": np.full((2, n), 1 / n, "float32")},
                     training=True)

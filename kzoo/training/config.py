@@ -61,6 +61,7 @@ class TrainConfig:
     layer_decay: float | None = None  # ViT fine-tuning: block i's rate is lr * layer_decay ** (depth - i)
     norm_bias_lr: float | None = None  # multiply the rate of BatchNorm offsets (airbench: 64)
     lookahead: int | None = None  # every N steps pull the weights toward a slow copy (airbench's lookahead)
+    augmix_jsd: float | None = None  # weight of AugMix's Jensen-Shannon consistency loss (the paper: 12)
     tta: str | None = None  # test-time augmentation of the final test: "flip", "translate" or "flip,translate"
     budget_minutes: float | None = None  # stop fit after this much wall clock; the schedule follows time
     backup_steps: int | None = None  # also back up every N steps, so a kill loses at most N steps
@@ -102,6 +103,11 @@ class TrainConfig:
         _positive_or_none("backup-steps", self.backup_steps)
         _positive_or_none("norm-bias-lr", self.norm_bias_lr)
         _positive_or_none("lookahead", self.lookahead)
+        _positive_or_none("augmix-jsd", self.augmix_jsd)
+        if self.augmix_jsd and (self.augment in ("augmix", "strong", "cutmix") or self.augment_on == "device"):
+            raise KzooError(f"--augmix-jsd makes its own AugMix views of each clean image: use it with a plain "
+                            f"--augment (basic, flip_translate, ...) in the pipeline, not {self.augment!r}"
+                            + (" on the device" if self.augment_on == "device" else ""))
         for flag, value in (("ema", self.ema), ("layer-decay", self.layer_decay)):
             if value is not None and not 0 < value < 1:
                 raise KzooError(f"--{flag} must be between 0 and 1 (exclusive), got {value}")

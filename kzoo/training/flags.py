@@ -50,6 +50,8 @@ TRAIN_HELP = {
     "ema": "keep an exponential moving average of the weights with this decay per step (e.g. 0.999); "
            "validation, checkpoints and the test use it",
     "layer_decay": "layer-wise lr decay for ViT fine-tuning: block i trains at lr * decay ** (depth - i)",
+    "augmix_jsd": "train with AugMix's Jensen-Shannon consistency loss at this weight (the paper: 12): each step "
+                  "also runs two AugMix views of every image (3x the compute); pair with --augment basic",
     "tta": "test-time augmentation of the final test, reported beside the plain figures: flip, translate or "
            "flip,translate",
     "norm_bias_lr": "multiply the learning rate of BatchNorm offsets by this factor (airbench: 64)",

@@ -80,6 +80,16 @@ RECIPES: dict[str, Recipe] = {
              epochs=10, augment="flip_translate", lookahead=5, tta="flip,translate",
              jit_compile=False),
     ),
+    "airbench94_augmix": Recipe(
+        "airbench94's recipe with AugMix (Hendrycks et al. 2020: pad-crop + flip, then three chains of "
+        "one to three of the paper's nine ops mixed with Dirichlet weights and a Beta skip) in place of "
+        "flip + translation, for robustness to common corruptions (kzoo robustness, docs/robustness.md). "
+        "Without the Jensen-Shannon loss, which triples each step; add --augmix-jsd 12 --augment basic "
+        "for the paper's full method.",
+        dict(model="airbench94", optimizer="sgd", lr=1.5, momentum=0.85, weight_decay=8.9e-3,
+             norm_bias_lr=64.0, schedule="triangle", warmup=0, label_smoothing=0.2, batch_size=1024,
+             epochs=18, augment="augmix", lookahead=5, tta="flip,translate", jit_compile=False),
+    ),
     "cct_airbench": Recipe(
         "The transformer row of the 60-minute CPU race: cct_airbench (airbench94's whitened conv groups "
         "as a tokenizer of 7x7 tokens, 2 transformer blocks, sequence pooling) with airbench94's data "

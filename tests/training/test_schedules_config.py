@@ -55,7 +55,9 @@ def test_bad_config_is_one_line(field, value, text):
 def test_run_dir_refuses_finished_and_foreign_dirs(tmp_path):
     cfg = TrainConfig(out=str(tmp_path / "run"))
     assert rundir.prepare(cfg) is False  # new run
-    assert rundir.prepare(cfg) is True  # same settings: resume
+    assert rundir.prepare(cfg) is False  # nothing trained yet: a fresh start again
+    (tmp_path / "run" / "history.csv").write_text("epoch,loss\n0,2.0\n")
+    assert rundir.prepare(cfg) is True  # same settings after training: resume
     (tmp_path / "run" / "metrics.json").write_text("{}")
     with pytest.raises(KzooError, match="already holds a finished run"):
         rundir.prepare(cfg)
@@ -70,6 +72,7 @@ def test_run_dir_refuses_finished_and_foreign_dirs(tmp_path):
 def test_resume_with_other_settings_is_refused(tmp_path):
     out = str(tmp_path / "run")
     rundir.prepare(TrainConfig(out=out, lr=1e-3))
+    (tmp_path / "run" / "history.csv").write_text("epoch,loss\n0,2.0\n")  # it trained an epoch
     with pytest.raises(KzooError, match=r"other settings \(lr\)"):
         rundir.prepare(TrainConfig(out=out, lr=1e-2))
     assert json.load(open(f"{out}/config.json"))["lr"] == 1e-3  # the original config is kept
