@@ -74,6 +74,26 @@ def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[:width - 1] + "~"
 
 
+def _cmd_robustness(args: argparse.Namespace) -> int:
+    from kzoo.robustness import evaluate_robustness
+
+    r = evaluate_robustness(args.checkpoint, args.data, corruptions=args.corruptions, severities=args.severities,
+                            baseline=args.baseline, out=args.out, split=args.split, batch_size=args.batch_size,
+                            limit=args.limit, seed=args.seed, clean_data=args.clean_data)
+    s = r["summary"]
+    print(f"clean {s['clean_accuracy']:.2%}  mean corruption accuracy {s['mean_corruption_accuracy']:.2%} "
+          f"({s['corruptions_in_mean']} corruptions x {len(r['severities'])} severities, {r['num_images']} images)"
+          if s["mean_corruption_accuracy"] is not None else f"clean {s['clean_accuracy']:.2%}")
+    if s.get("held_out_accuracy") is not None:
+        print(f"held-out corruptions {s['held_out_accuracy']:.2%}")
+    if "mce" in s:
+        print(f"mCE {100 * s['mce']:.1f}  relative mCE {100 * s['relative_mce']:.1f}  (baseline = 100)")
+    for family, acc in s["family_accuracy"].items():
+        print(f"  {family:8s} {acc:.2%}")
+    print(f"table, figure and JSON: {r['out']}")
+    return 0
+
+
 def _cmd_models(args: argparse.Namespace) -> int:
     from kzoo.registry import get_entry, list_models
 
@@ -180,6 +200,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--map-classes-by-position", action="store_true",
                    help="evaluate although the data's class names differ from the checkpoint's, pairing them by "
                         "position (default: refuse)")
+
+    p = _command(sub, "robustness", "accuracy under 15 common corruptions x 5 severities (CIFAR-10-C style)",
+                 "Corrupt a data split on the fly with the corruptions of Hendrycks & Dietterich (2019) and\n"
+                 "report accuracy per corruption and severity, mean corruption accuracy and, against a\n"
+                 "--baseline checkpoint, CE, mCE and relative mCE; writes robustness.json/.md/.png.",
+                 "kzoo robustness --checkpoint runs/r18/best.keras --data cifar10-jpg.tar.gz "
+                 "--baseline runs/plain/best.keras", _cmd_robustness)
+    p.add_argument("--checkpoint", required=True, help="RUN/best.keras or any kzoo .keras model")
+    p.add_argument("--data", default=None,
+                   help="data source, corrupted on the fly; tfds:cifar10_corrupted reads TFDS's published "
+                        "CIFAR-10-C instead (default: the bundled CIFAR-10 sample)")
+    p.add_argument("--clean-data", default=None,
+                   help="with --data tfds:cifar10_corrupted: the clean test set (default: tfds:cifar10)")
+    p.add_argument("--corruptions", default="all",
+                   help="all (the 15 benchmark ones), held_out (the 4 others), all+held_out, or names separated "
+                        "by commas, e.g. fog,snow (default: all)")
+    p.add_argument("--severities", default="1-5", help="a range or list from 1 to 5, e.g. 1-5 or 3 (default: 1-5)")
+    p.add_argument("--baseline", default=None, metavar="CKPT",
+                   help="checkpoint on the same classes to compute CE and mCE against (default: none)")
+    p.add_argument("--split", default="test", choices=("train", "val", "test"),
+                   help="which split of --data (default: test)")
+    p.add_argument("--batch-size", type=int, default=250, help="images per batch (default: 250)")
+    p.add_argument("--limit", type=int, default=None, help="a seeded subset of this many images (default: all)")
+    p.add_argument("--seed", type=int, default=0, help="seeds the random corruptions (default: 0)")
+    p.add_argument("--out", default=None, help="directory for robustness.json/.md/.png (default: RUN/robustness)")
 
     _command(sub, "recipes", "list the named training recipes (kzoo train --recipe NAME)",
              "List the named, documented full training configurations and the flags each sets.",

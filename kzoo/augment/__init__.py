@@ -20,6 +20,7 @@ _EXPORTS = {
     **dict.fromkeys(["AUGMIX_ALL_OPS", "AUGMIX_OPS", "AugMix", "AugMixJSD", "jensen_shannon", "mix_chains"],
                     "kzoo.augment.augmix"),
     **dict.fromkeys(["BatchAugmentation", "Compose"], "kzoo.augment.base"),
+    **dict.fromkeys(["CORRUPTIONS", "HELD_OUT", "corrupt"], "kzoo.augment.corruptions"),
     **dict.fromkeys(["ColorJitter", "adjust_brightness", "adjust_contrast", "adjust_hue", "adjust_saturation",
                      "adjust_sharpness", "apply_lut", "autocontrast", "equalize", "grayscale", "invert", "posterize",
                      "solarize", "solarize_add"], "kzoo.augment.color"),
@@ -39,7 +40,7 @@ __getattr__ = lazy_getattr(__name__, _EXPORTS)
 
 __all__ = [
     "AUGMIX_ALL_OPS", "AUGMIX_OPS", "AugMix", "AugMixJSD", "jensen_shannon", "mix_chains",
-    "EXTRA_OPS", "PRESETS", "RANDAUGMENT_OPS",
+    "CORRUPTIONS", "HELD_OUT", "corrupt", "EXTRA_OPS", "PRESETS", "RANDAUGMENT_OPS",
     "BatchAugmentation", "ColorJitter", "Compose", "CutMix", "DeviceAugmentation", "LabelSmoothing",
     "MixUp", "PadCrop", "RandAugment", "RandomAffine", "RandomChoice", "RandomErasing", "RandomFlip",
     "RandomResizedCrop", "RandomRotation", "RandomTranslation", "RandomZoom", "TrivialAugment",

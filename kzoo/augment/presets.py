@@ -6,7 +6,8 @@ from typing import Callable
 
 from kzoo.errors import KzooError
 
-PRESETS = ("none", "basic", "signs", "vit_example", "strong", "cutmix", "crop", "flip", "flip_translate", "augmix")
+PRESETS = ("none", "basic", "signs", "vit_example", "strong", "cutmix", "crop", "flip", "flip_translate", "augmix",
+           "randaugment")
 
 
 def get_preset(
@@ -40,6 +41,8 @@ def get_preset(
     - `augmix`: pad-crop + flip, then AugMix (severity 3, width 3, depth 1-3, alpha 1): the
       paper's CIFAR data side without its Jensen-Shannon loss (that is `--augmix-jsd`, which
       makes its own AugMix views and wants a plain preset such as `basic`); labels unchanged.
+    - `randaugment`: pad-crop + flip + RandAugment(n=2, m=9), no mixing: `strong` without
+      CutMix/MixUp, the RandAugment row of a robustness study; labels unchanged.
 
     `num_classes` is part of the signature for label-aware presets; the labels themselves must
     be one-hot (B, num_classes). `seed` seeds the layers' generators; a per-batch `seed=` on the
@@ -96,6 +99,9 @@ def get_preset(
 
     if name == "cutmix":
         return Compose([PadCrop(padding, flip=True), CutMix(alpha=1.0)], seed=seed, name="cutmix")
+    if name == "randaugment":
+        return Compose([PadCrop(padding, flip=True), RandAugment(num_ops=2, magnitude=9)], seed=seed,
+                       name="randaugment")
 
     return Compose(
         [

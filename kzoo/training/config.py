@@ -139,8 +139,21 @@ class TrainConfig:
 
     def differs_from(self, other: "TrainConfig", ignore: tuple[str, ...] = RESUMABLE_CHANGES) -> list[str]:
         """Field names whose values differ (for refusing to resume a run with another setup)."""
-        a, b = dataclasses.asdict(self), dataclasses.asdict(other)
+        a, b = (_with_image_size(dataclasses.asdict(c)) for c in (self, other))
         return [k for k in a if k not in ignore and a[k] != b[k]]
+
+
+def _with_image_size(fields: dict[str, Any]) -> dict[str, Any]:
+    # `image_size: None` means the model's input size: runs record the resolved size (a config.json
+    # from before that, or a TrainConfig built by hand, holds None), so compare resolved sizes.
+    if fields.get("image_size") is None:
+        from kzoo.registry import get_entry
+
+        try:
+            fields["image_size"] = list(get_entry(fields["model"]).input_shape[:2])
+        except KzooError:  # an unknown model differs anyway
+            pass
+    return fields
 
 
 def _positive_or_none(flag: str, value: float | None) -> None:

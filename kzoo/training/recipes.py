@@ -29,6 +29,11 @@ _RACE_ADAMW = dict(model="cct_airbench", optimizer="adamw", lr=2e-3, weight_deca
                    warmup=0, label_smoothing=0.2, batch_size=512, epochs=12, budget_minutes=54.0,
                    augment="flip_translate", lookahead=5, tta="flip,translate", jit_compile=False)
 
+# airbench94's optimizer, schedule and network, shared by its recipes (the data side differs).
+_AIRBENCH = dict(model="airbench94", optimizer="sgd", lr=1.5, momentum=0.85, weight_decay=8.9e-3, norm_bias_lr=64.0,
+                 schedule="triangle", warmup=0, label_smoothing=0.2, batch_size=1024, lookahead=5,
+                 tta="flip,translate", jit_compile=False)
+
 RECIPES: dict[str, Recipe] = {
     "vit_keras_example": Recipe(
         "The keras.io 'Image classification with Vision Transformer' example as published: its ViT "
@@ -75,10 +80,7 @@ RECIPES: dict[str, Recipe] = {
         "host, 0.45x on another; docs/benchmarks.md). Not "
         "reproduced: the alternating flip, freezing the stem bias after 3 epochs, weight decay on the "
         "BatchNorm offsets.",
-        dict(model="airbench94", optimizer="sgd", lr=1.5, momentum=0.85, weight_decay=8.9e-3,
-             norm_bias_lr=64.0, schedule="triangle", warmup=0, label_smoothing=0.2, batch_size=1024,
-             epochs=10, augment="flip_translate", lookahead=5, tta="flip,translate",
-             jit_compile=False),
+        dict(_AIRBENCH, epochs=10, augment="flip_translate"),
     ),
     "airbench94_augmix": Recipe(
         "airbench94's recipe with AugMix (Hendrycks et al. 2020: pad-crop + flip, then three chains of "
@@ -86,9 +88,7 @@ RECIPES: dict[str, Recipe] = {
         "flip + translation, for robustness to common corruptions (kzoo robustness, docs/robustness.md). "
         "Without the Jensen-Shannon loss, which triples each step; add --augmix-jsd 12 --augment basic "
         "for the paper's full method.",
-        dict(model="airbench94", optimizer="sgd", lr=1.5, momentum=0.85, weight_decay=8.9e-3,
-             norm_bias_lr=64.0, schedule="triangle", warmup=0, label_smoothing=0.2, batch_size=1024,
-             epochs=18, augment="augmix", lookahead=5, tta="flip,translate", jit_compile=False),
+        dict(_AIRBENCH, epochs=18, augment="augmix"),
     ),
     "cct_airbench": Recipe(
         "The transformer row of the 60-minute CPU race: cct_airbench (airbench94's whitened conv groups "
