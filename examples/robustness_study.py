@@ -127,11 +127,12 @@ def _figure(results: list[dict], path: str) -> None:
     bars.bar(x + 0.2, corrupted, 0.4, label="mean over corruptions")
     bars.set_xticks(x, names)
     bars.set_ylabel("accuracy (%)")
-    bars.legend(loc="lower right")
-    bars.set_ylim(0, 100)
+    bars.legend(loc="upper center", ncol=2)  # above the bars (they stay under 100)
+    bars.set_ylim(0, 110)
     for r in results:
-        table = r["accuracy"]
-        levels = sorted({int(s) for by in table.values() for s in by})
+        # int severities, also when `results` was read back from results.json (string keys)
+        table = {c: {int(s): acc for s, acc in by.items()} for c, by in r["accuracy"].items()}
+        levels = sorted({s for by in table.values() for s in by})
         mean = [100 * np.mean([table[c][s] for c in table]) for s in levels]
         curves.plot([0, *levels], [100 * r["summary"]["clean_accuracy"], *mean], marker="o", label=r["augment"])
     curves.set_xlabel("severity (0 = clean)")
