@@ -22,6 +22,8 @@ NOISE = re.compile(
     r"^(WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
     r"|I\d{4} [\d:. ]+\d+ \S+:\d+\]"  # absl INFO lines (I0000 00:00:... port.cc:153] ...)
     r"|E\d{4} [\d:. ]+\d+ cuda_(platform|executor|diagnostics)\.cc:\d+\] failed call to cuInit"
+    # an "error" that only says oneDNN falls back to Eigen for int32 (seen under kzoo robustness)
+    r"|E\d{4} [\d:. ]+\d+ util\.cc:\d+\] oneDNN supports DT_INT32 only on platforms with AVX-512\."
     r"|To enable the following instructions: .* rebuild TensorFlow with the appropriate compiler flags\.)"
 )
 

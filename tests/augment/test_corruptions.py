@@ -313,3 +313,14 @@ def test_bad_inputs_raise_one_line_errors():
     with pytest.raises(KzooError, match=r"\(N, H, W, 3\)"):
         C.corrupt(t(np.zeros((16, 16, 3))), "fog", 1)
     assert len(C.CORRUPTIONS) == 15 and len(C.HELD_OUT) == 4 and not set(C.CORRUPTIONS) & set(C.HELD_OUT)
+
+
+@pytest.mark.skipif(__import__("keras").backend.backend() != "tensorflow", reason="TensorFlow's tf.function warning")
+def test_eager_tensorflow_compiles_each_corruption_without_retracing_warnings(caplog):
+    # `kzoo robustness` calls each (corruption, severity) eagerly: one tf.function each, and
+    # TensorFlow's "triggered tf.function retracing" warning after five of them is noise there.
+    x = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype("float32")
+    with caplog.at_level("WARNING"):
+        for name in C.CORRUPTIONS[:7]:
+            C.corrupt(x, name, 1, seed=1)
+    assert not [r for r in caplog.records if "retracing" in r.getMessage()]

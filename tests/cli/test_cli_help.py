@@ -98,6 +98,8 @@ def test_noise_patterns_cover_tensorflows_start_up_notes_only():
         "I0000 00:00:1796200347.648475    2258 port.cc:153] oneDNN custom operations are on. You may see...",
         "I0000 00:00:1796200347.649028    2258 cudart_stub.cc:31] Could not find cuda drivers on your machine.",
         "E0000 00:00:1796200481.963167    3373 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA error",
+        "E0000 00:00:1796207381.618204    6264 util.cc:131] oneDNN supports DT_INT32 only on platforms with "
+        "AVX-512. Falling back to the default Eigen-based implementation if present.",
         "To enable the following instructions: AVX2 AVX512F FMA, in other operations, rebuild TensorFlow with "
         "the appropriate compiler flags.",
     ]
