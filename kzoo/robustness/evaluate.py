@@ -68,8 +68,11 @@ def evaluate_robustness(
             raise KzooError(f"--baseline {baseline} takes {models['baseline'].input_shape[1:3]} images but "
                             f"{checkpoint} takes {size}: compare checkpoints trained at the same image size")
     precomputed = isinstance(data, str) and data.strip() == TFDS_CORRUPTED
+    if clean_data is not None and not precomputed:
+        raise KzooError(f"--clean-data goes with --data {TFDS_CORRUPTED} (whose copies have no clean images); "
+                        f"with --data {data} the clean images are its own {split} split")
     load = dict(image_size=size, batch_size=batch_size, limit=limit, data_dir=data_dir)
-    bundle = kdata.load(clean_data or "tfds:cifar10" if precomputed else data, split, **load)
+    bundle = kdata.load((clean_data or "tfds:cifar10") if precomputed else data, split, **load)
     check_class_names(checkpoint, bundle.class_names, bundle.source)
     if baseline is not None:
         try:

@@ -108,6 +108,7 @@ def test_cli_bad_input_is_one_line(tmp_path, toy, capsys):
         (["--corruptions", "fogg"], "unknown corruption 'fogg'; did you mean fog"),
         (["--severities", "6"], "severities run from 1 to 5"),
         (["--baseline", other], "--baseline: "),
+        (["--clean-data", data], "--clean-data goes with --data tfds:cifar10_corrupted"),
     ]
     for extra, message in cases:
         code = main(["robustness", "--checkpoint", ckpt, "--data", data, "--corruptions", "fog", *extra])
