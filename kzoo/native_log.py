@@ -78,6 +78,10 @@ def _forward(read_end: int, real: int) -> None:
             pending += chunk
             *lines, pending = pending.split(b"\n")
             kept = [line + b"\n" for line in lines if not is_noise(line.decode("utf-8", "replace"))]
+            if b"\r" in pending:  # a progress bar redrawing its line (tqdm, TFDS): show it now, not at its end
+                cut = pending.rfind(b"\r") + 1
+                kept.append(pending[:cut])
+                pending = pending[cut:]
             if kept:
                 _write_all(real, b"".join(kept))
         if pending and not is_noise(pending.decode("utf-8", "replace")):

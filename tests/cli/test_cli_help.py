@@ -132,3 +132,15 @@ def test_tensorflow_start_is_quiet_unless_verbose():
                                   timeout=120) for mode in ("quiet", "verbose"))
     assert quiet.stderr.strip() == "started", quiet.stderr
     assert any(is_noise(line) for line in loud.stderr.splitlines())  # the notes exist: the filter removed them
+
+
+def test_filtered_stderr_shows_a_redrawn_progress_line_before_its_newline(capfd):
+    import time
+
+    with filtered_stderr():
+        os.write(2, b"\r 10%|#  |\r 20%|## |")
+        time.sleep(0.3)  # the forwarder runs on its own thread
+        shown = capfd.readouterr().err
+        os.write(2, b"\n")
+    assert shown == "\r 10%|#  |\r"
+
