@@ -230,9 +230,11 @@ def build_parser() -> argparse.ArgumentParser:
              "List the named, documented full training configurations and the flags each sets.",
              "kzoo recipes && kzoo train --recipe airbench94 --data cifar10.tar.gz --out runs/ab94", _cmd_recipes)
 
+    from kzoo.selfsup.commands import add_commands
     from kzoo.training import sweep
 
     sweep.add_parser(sub, parents=[_common_flags()])
+    add_commands(sub, _command)
 
     p = _command(sub, "augment-grid", "picture of a batch before and after augmentation",
                  "Draw a grid of images from --data before and after an augmentation preset.",

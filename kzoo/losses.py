@@ -1,4 +1,5 @@
-"""Losses (keras.ops only): cross-entropy and the class-balanced focal `AdaptiveLoss`.
+"""Losses (keras.ops only): cross-entropy, the class-balanced focal `AdaptiveLoss`, and SimCLR's
+contrastive NT-Xent (`nt_xent`, which `kzoo.selfsup.SimCLR` minimises).
 
 kzoo models return logits and kzoo pipelines yield one-hot float labels, so every loss here
 takes `(one_hot_labels, logits)` by default.
@@ -22,6 +23,9 @@ from keras import ops
 from kzoo.errors import KzooError
 
 LOSS_NAMES = ("crossentropy", "adaptive")
+# Added to the masked self-similarities: exp(-1e9) is exactly 0 in float32, and unlike -inf it
+# never turns a 0 * inf into NaN in the gradient.
+_MASKED = -1e9
 
 
 def effective_number_weights(class_counts: Sequence[float], beta: float = 0.999) -> np.ndarray:
@@ -184,6 +188,33 @@ class AdaptiveLoss(keras.losses.Loss):
         elif self.class_weights is not None:
             config["class_weights"] = self.class_weights
         return config
+
+
+def nt_xent(view1, view2, temperature: float = 0.5):
+    """SimCLR's normalised temperature-scaled cross-entropy (Chen et al. 2020), batch mean.
+
+    `view1[i]` and `view2[i]` (B, D) embed two views of image i. The 2B embeddings are
+    L2-normalised; each one's positive is its other view and its negatives are the other 2B - 2
+    embeddings; its own similarity is masked out. Per embedding the loss is
+    `logsumexp_{j != i}(s_ij / T) - s_i,pos / T` (cosine similarities s), computed with a
+    log-sum-exp, so it is finite for any temperature > 0. Embeddings are computed in float32.
+
+    Example:
+        >>> z = keras.ops.eye(4)  # four orthogonal embeddings, each view equal to its pair
+        >>> round(float(nt_xent(z, z, temperature=1.0)), 4)  # log(e + 6) - 1: the positive at cosine 1
+        1.1654
+    """
+    if not temperature > 0:
+        raise KzooError(f"NT-Xent temperature must be > 0, got {temperature!r}")
+    z = ops.concatenate([ops.cast(view1, "float32"), ops.cast(view2, "float32")], axis=0)
+    z = z / ops.maximum(ops.sqrt(ops.sum(z * z, axis=-1, keepdims=True)), 1e-12)
+    n = ops.shape(z)[0]
+    index = ops.arange(n)
+    logits = ops.matmul(z, ops.transpose(z)) / temperature
+    logits = ops.where(ops.equal(index[:, None], index[None, :]), _MASKED, logits)
+    positive = (index + n // 2) % n  # row i < B pairs with i + B, and the other way round
+    target = ops.take_along_axis(logits, positive[:, None], axis=1)[:, 0]
+    return ops.mean(ops.logsumexp(logits, axis=1) - target)
 
 
 def get_loss(name: str, **kwargs: Any) -> keras.losses.Loss:

@@ -35,6 +35,8 @@ _EXPORTS = {
     **dict.fromkeys(["PRESETS", "get_preset"], "kzoo.augment.presets"),
     **dict.fromkeys(["EXTRA_OPS", "RANDAUGMENT_OPS", "RandAugment", "TrivialAugment", "apply_op", "apply_ops_grouped"],
                     "kzoo.augment.randaugment"),
+    **dict.fromkeys(["RandomGaussianBlur", "RandomGrayscale", "TwoViews", "blur_kernel_size", "simclr_views"],
+                    "kzoo.augment.views"),
 }
 __getattr__ = lazy_getattr(__name__, _EXPORTS)
 
@@ -49,4 +51,5 @@ __all__ = [
     "flip_left_right", "flip_up_down", "get_preset", "grayscale", "invert", "map_dataset", "mixup",
     "pad_crop", "posterize", "resized_crop", "rotation_transform", "smooth_labels", "solarize",
     "solarize_add", "warp_affine",
+    "RandomGaussianBlur", "RandomGrayscale", "TwoViews", "blur_kernel_size", "simclr_views",
 ]

@@ -194,6 +194,12 @@ class Compose(BatchAugmentation):
             images, labels = layer.augment(F, images, labels, _rng.fold_in(F, key, 1000 + i))
         return images, labels
 
+    def compute_output_spec(self, data, *args, **kwargs):
+        # Chained, so a layer that changes the batch (TwoViews doubles it) is seen symbolically too.
+        for layer in self.layers:
+            data = layer.compute_output_spec(data)
+        return data
+
     def get_config(self) -> dict:
         return {
             **super().get_config(),

@@ -7,7 +7,7 @@ from typing import Callable
 from kzoo.errors import KzooError
 
 PRESETS = ("none", "basic", "signs", "vit_example", "strong", "cutmix", "crop", "flip", "flip_translate", "augmix",
-           "randaugment")
+           "randaugment", "simclr")
 
 
 def get_preset(
@@ -43,6 +43,10 @@ def get_preset(
       makes its own AugMix views and wants a plain preset such as `basic`); labels unchanged.
     - `randaugment`: pad-crop + flip + RandAugment(n=2, m=9), no mixing: `strong` without
       CutMix/MixUp, the RandAugment row of a robustness study; labels unchanged.
+    - `simclr`: SimCLR's two views (`kzoo.augment.views.simclr_views`): the batch comes out twice
+      as large, [view 1; view 2] (rows B + i: image i's second view), labels duplicated; per view
+      resized crop, flip, colour jitter (p 0.8), grayscale (p 0.2), and above 32x32 Gaussian blur.
+      For contrastive pretraining, not for a classifier's `--augment`.
 
     `num_classes` is part of the signature for label-aware presets; the labels themselves must
     be one-hot (B, num_classes). `seed` seeds the layers' generators; a per-batch `seed=` on the
@@ -72,6 +76,10 @@ def get_preset(
         return Compose([PadCrop(padding, flip=False)], seed=seed, name="crop")
     if name == "flip":
         return Compose([RandomFlip("horizontal")], seed=seed, name="flip")
+    if name == "simclr":
+        from kzoo.augment.views import simclr_views
+
+        return simclr_views(image_size, seed=seed)
     if name == "augmix":
         from kzoo.augment.augmix import AugMix
 

@@ -13,7 +13,6 @@ import keras
 import numpy as np
 
 from kzoo.errors import KzooError
-from kzoo.training import callbacks as run_callbacks
 from kzoo.training import distribute, rundir
 from kzoo.training.config import TrainConfig
 from kzoo.training.evaluation import (
@@ -23,10 +22,15 @@ from kzoo.training.evaluation import (
     num_classes,
     predict_logits,
 )
+from kzoo.training.fitting import (
+    fit_run,
+    fit_whitening_stem,
+    learning_rate,
+    report_image_size,
+)
 from kzoo.training.host_memory import keep_host_memory_for_jax_cpu
 from kzoo.training.optimizers import make_optimizer
 from kzoo.training.plots import plot_confusion, plot_curves
-from kzoo.training.schedules import make_schedule
 from kzoo.training.tta import parse_tta
 from kzoo.weights.preprocessing import get_preprocessing
 
@@ -94,7 +98,7 @@ def _train(cfg: TrainConfig, entry, resumed: bool, start: float) -> TrainResult:
     pipeline_augment = cfg.augment if cfg.augment_on == "pipeline" else None
     splits = _load_splits(kdata, cfg, image_size, global_batch, replicas, pipeline_augment)
     train_data = splits["train"]
-    _report_image_size(train_data.native_size, image_size, cfg.model, tuple(entry.input_shape[:2]))
+    report_image_size(train_data.native_size, image_size, cfg.model, tuple(entry.input_shape[:2]))
 
     with open(rundir.run_file(cfg.out, "class_names"), "w") as f:  # kzoo predict/explain read it
         json.dump(list(train_data.class_names), f)
@@ -111,7 +115,7 @@ def _train(cfg: TrainConfig, entry, resumed: bool, start: float) -> TrainResult:
             splits = _load_splits(kdata, cfg, image_size, global_batch, replicas, pipeline_augment, preprocessing)
             train_data = splits["train"]
         if not (resumed or cfg.weights or cfg.pretrained):
-            _adapt_whitening(model, train_data.dataset)
+            fit_whitening_stem(model, train_data.dataset)
         if cfg.freeze:
             freeze(model, until=cfg.freeze)
         # Extra outputs (a CAM model's heatmap) carry no loss: fit the logits alone.
@@ -130,10 +134,7 @@ def _train(cfg: TrainConfig, entry, resumed: bool, start: float) -> TrainResult:
             n = train_data.num_classes  # BackupAndRestore needs a built model: one symbolic-sized call
             trainer({"images": np.zeros((2, *image_size, 3), "float32"), "labels": np.full((2, n), 1 / n, "float32")},
                     training=True)
-        lr = cfg.lr * replicas  # linear scaling rule: cfg.lr is the rate for one replica's batch
-        schedule = make_schedule(cfg.schedule, lr, cfg.epochs, steps, cfg.warmup, cfg.milestones, cfg.gamma)
-        # Under a time budget the rate is a variable that TimeBudget sets from the clock.
-        rate = float(keras.ops.convert_to_numpy(schedule(0))) if cfg.budget_minutes else schedule
+        schedule, rate = learning_rate(cfg, replicas, steps)
         trainer.compile(
             optimizer=make_optimizer(cfg, rate, model),
             loss=_loss(cfg, train_data),
@@ -143,37 +144,8 @@ def _train(cfg: TrainConfig, entry, resumed: bool, start: float) -> TrainResult:
             # XLA cannot place MirroredStrategy's per-device variables (TensorFlow's known issue).
             jit_compile=cfg.jit_compile and cfg.distribute != "mirrored",
         )
-    callbacks = run_callbacks.standard(cfg, global_batch, resumed)
-    budget = None
-    if cfg.budget_minutes:
-        budget = run_callbacks.TimeBudget(cfg.budget_minutes, schedule, cfg.epochs * steps,
-                                          spent_seconds=time.perf_counter() - start)
-        callbacks.append(budget)
-    if cfg.lookahead:
-        # First: it must hand the slow weights to validation, the EMA swap and the checkpoints.
-        callbacks.insert(0, run_callbacks.Lookahead(cfg.lookahead, cfg.epochs * steps,
-                                                    progress=budget.progress if budget else None))
-    from kzoo.layers.odconv import ODConv2D, ODConvTemperatureScheduler
-
-    if _contains(model, ODConv2D):
-        # ODConv learns slowly (or not at all) without annealing its attention temperature from 30
-        # to 1 over the first tenth of training (measured on GTSRB; docs/decisions.md).
-        callbacks.append(ODConvTemperatureScheduler(initial=30.0, anneal_epochs=max(1, cfg.epochs // 10)))
-    # One endless iterator for the whole fit, epochs counted in steps: a finite dataset makes Keras
-    # destroy its tf.data iterator at every epoch end, and on the 2-core CPU that stalled the next
-    # step for 30-45 s in about half the epochs (measured; docs/decisions.md).
-    train_ds = train_data.dataset.repeat()
-    fit = dict(validation_data=splits["val"].dataset, shuffle=False,  # the tf.data pipeline shuffles (seeded)
-               callbacks=callbacks, verbose=1 if log.isEnabledFor(logging.INFO) else 2)
-    epoch, done = run_callbacks.backup_position(cfg.out) if resumed else (0, 0)
-    if 0 < done < steps and epoch < cfg.epochs:
-        # The backup was taken mid-epoch: finish that epoch with exactly its missing steps, so the
-        # resumed run makes the same number of optimizer steps as an uninterrupted one.
-        log.info("resuming epoch %d at step %d of %d", epoch + 1, done + 1, steps)
-        next(c for c in callbacks if isinstance(c, run_callbacks.AtomicBackupAndRestore)).step_offset = done
-        trainer.fit(train_ds, epochs=epoch + 1, initial_epoch=epoch, steps_per_epoch=steps - done, **fit)
-    if not (budget and budget.exhausted):
-        trainer.fit(train_ds, epochs=cfg.epochs, steps_per_epoch=steps, **fit)
+    fit_run(cfg, trainer, model, train_data.dataset, splits["val"].dataset, steps, global_batch, resumed, start,
+            schedule)
     return _finish(cfg, model, splits, train_data.class_names, replicas, time.perf_counter() - start)
 
 
@@ -194,28 +166,6 @@ class LogitsOnly(keras.Model):
 
     def save(self, *args, **kwargs):
         return self.model.save(*args, **kwargs)
-
-
-def _adapt_whitening(model: keras.Model, dataset, images: int = 5000) -> None:
-    """Fit the model's PatchWhitening filters (airbench's stem) to the first `images` training images."""
-    from kzoo.layers.whitening import PatchWhitening, adapt_whitening
-
-    if not _contains(model, PatchWhitening):
-        return
-    batches, seen = [], 0
-    for batch in dataset:
-        x = batch["images"] if isinstance(batch, dict) else batch[0]
-        batches.append(keras.ops.convert_to_numpy(x))
-        seen += len(batches[-1])
-        if seen >= images:
-            break
-    adapt_whitening(model, np.concatenate(batches)[:images])
-    log.info("whitening filters fitted to %d training images", min(seen, images))
-
-
-def _contains(model: keras.Model, layer_type: type) -> bool:
-    return any(isinstance(layer, layer_type) or (isinstance(layer, keras.Model) and _contains(layer, layer_type))
-               for layer in model.layers)
 
 
 def _load_splits(kdata, cfg: TrainConfig, image_size, batch_size: int, replicas: int, augment,
@@ -242,21 +192,6 @@ def _two_classes(train):
         raise KzooError(f"--data {train.source} has {train.num_classes} class ({', '.join(train.class_names)}): a "
                         "classifier needs at least two; expected one folder per class, ROOT/<class>/<image>")
     return train
-
-
-def _report_image_size(native: tuple[int, int] | None, used: tuple[int, int], model: str,
-                       model_size: tuple[int, int]) -> None:
-    """Say at the start of every run what size the images are and what size they are trained at."""
-    why = f"{model}'s input size" if tuple(used) == model_size else "--image-size"
-    if native is None:
-        log.info("images are resized to %dx%d (%s)", *used, why)
-        return
-    log.info("images: %dx%d in the data, trained at %dx%d (%s)", *native, *used, why)
-    factor = max(native[0] / used[0], native[1] / used[1])
-    if factor > 2:
-        log.warning("images are shrunk %.1fx (%dx%d -> %dx%d) to fit %s: fine detail is lost; pass "
-                    "--image-size %d,%d or pick a model made for that size (docs/models.md, 'Image sizes')",
-                    factor, *native, *used, model, *native)
 
 
 def _optional_split(kdata, source, split: str, common: dict):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from typing import Sequence
 
 import keras
 import numpy as np
@@ -265,9 +266,12 @@ def _sync_jax_state(model) -> None:
         model.jax_state_sync()
 
 
-def standard(cfg: TrainConfig, global_batch: int, resumed: bool) -> list[keras.callbacks.Callback]:
+def standard(cfg: TrainConfig, global_batch: int, resumed: bool,
+             epoch_metrics: Sequence[keras.callbacks.Callback] = ()) -> list[keras.callbacks.Callback]:
     """Checkpoints (best by `cfg.monitor`, last), resume, CSV + TensorBoard logs, NaN guard, and
-    with `cfg.ema` the EMA weights swapped in for validation and both checkpoints."""
+    with `cfg.ema` the EMA weights swapped in for validation and both checkpoints. `epoch_metrics`
+    (callbacks that add to the epoch's logs, e.g. a kNN monitor) see the EMA weights and come
+    before the checkpoints and the CSV log, which therefore record what they add."""
     out = cfg.out
     best = AtomicCheckpoint(rundir.run_file(out, "best"), monitor=cfg.monitor)
     if resumed:
@@ -285,6 +289,7 @@ def standard(cfg: TrainConfig, global_batch: int, resumed: bool) -> list[keras.c
     if cfg.ema:
         callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
     callbacks += [
+        *epoch_metrics,
         best,
         AtomicCheckpoint(rundir.run_file(out, "last")),
         HistoryCSV(rundir.run_file(out, "history"), append=True),

@@ -108,6 +108,9 @@ class TrainConfig:
             raise KzooError(f"--augmix-jsd makes its own AugMix views of each clean image: use it with a plain "
                             f"--augment (basic, flip_translate, ...) in the pipeline, not {self.augment!r}"
                             + (" on the device" if self.augment_on == "device" else ""))
+        if self.augment == "simclr" and type(self) is TrainConfig:
+            raise KzooError("--augment simclr makes two views of every image for contrastive pretraining: use it "
+                            "with kzoo pretrain; kzoo train wants a one-view preset (basic, strong, ...)")
         for flag, value in (("ema", self.ema), ("layer-decay", self.layer_decay)):
             if value is not None and not 0 < value < 1:
                 raise KzooError(f"--{flag} must be between 0 and 1 (exclusive), got {value}")

@@ -72,9 +72,11 @@ def int_list(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
 
 
-def add_train_flags(parser: argparse.ArgumentParser) -> None:
-    """One flag per TrainConfig field, so the CLI and the Python API cannot drift apart. Flags not
-    given stay out of the namespace, so a --recipe can tell its own settings from the person's.
+def add_train_flags(parser: argparse.ArgumentParser, config: type = TrainConfig,
+                    extra_help: dict[str, str] | None = None) -> None:
+    """One flag per field of `config` (TrainConfig or a subclass such as PretrainConfig), so the CLI
+    and the Python API cannot drift apart. Flags not given stay out of the namespace, so a
+    --recipe can tell its own settings from the person's.
 
     Example:
         >>> p = argparse.ArgumentParser()
@@ -82,10 +84,11 @@ def add_train_flags(parser: argparse.ArgumentParser) -> None:
         >>> p.parse_args(["--epochs", "3"]).epochs
         3
     """
-    for field in dataclasses.fields(TrainConfig):
+    helps = {**TRAIN_HELP, **(extra_help or {})}
+    for field in dataclasses.fields(config):
         flag = "--" + field.name.replace("_", "-")
         default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
-        kwargs = {"dest": field.name, "default": argparse.SUPPRESS, "help": TRAIN_HELP.get(field.name)}
+        kwargs = {"dest": field.name, "default": argparse.SUPPRESS, "help": helps.get(field.name)}
         if field.type == "bool":
             kwargs["action"] = argparse.BooleanOptionalAction
         elif field.name in ("milestones", "image_size"):

@@ -17,7 +17,8 @@ def _pyplot():
 
 
 def plot_curves(history: Sequence[dict[str, float]], path: str, title: str = "") -> None:
-    """Learning rate, train/val loss and train/val top-1 per epoch, side by side, saved to `path`.
+    """Learning rate, train/val loss and train/val top-1 per epoch, side by side, saved to `path`
+    (a self-supervised run's kNN top-1 shares the accuracy panel).
 
     Example:
         >>> plot_curves([{"epoch": 0, "loss": 2.0, "val_loss": 1.9, "accuracy": 0.2,
@@ -29,7 +30,7 @@ def plot_curves(history: Sequence[dict[str, float]], path: str, title: str = "")
     panels = [
         ("learning rate", [("lr", "lr")]),
         ("loss", [("loss", "train"), ("val_loss", "val")]),
-        ("top-1 accuracy", [("accuracy", "train"), ("val_accuracy", "val")]),
+        ("top-1 accuracy", [("accuracy", "train"), ("val_accuracy", "val"), ("knn_top1", "kNN (pretraining)")]),
     ]
     for ax, (label, series) in zip(axes, panels):
         for key, name in series:
@@ -39,7 +40,7 @@ def plot_curves(history: Sequence[dict[str, float]], path: str, title: str = "")
         ax.set_xlabel("epoch")
         ax.set_title(label)
         ax.grid(alpha=0.3)
-        if len(series) > 1:
+        if len(series) > 1 and ax.get_lines():  # a self-supervised run has no accuracy unless kNN-monitored
             ax.legend()
     if title:
         fig.suptitle(title)

@@ -32,6 +32,7 @@ FILES = {
     "tensorboard": "tensorboard",
     "confusion": "confusion.png",
     "class_names": "class_names.json",
+    "encoder": "encoder.keras",  # kzoo pretrain: the backbone alone
 }
 
 
@@ -55,7 +56,7 @@ def prepare(cfg: TrainConfig) -> bool:
     if not has_trained(out):  # stopped before training (killed while loading data): nothing to resume
         cfg.to_json(config_path(out))
         return False
-    previous = TrainConfig.from_json(config_path(out))
+    previous = type(cfg).from_json(config_path(out))
     changed = previous.differs_from(cfg)
     if changed:
         raise KzooError(
@@ -69,7 +70,7 @@ def prepare(cfg: TrainConfig) -> bool:
 
 
 # What a run writes once training has started; before that it has only config and class names.
-TRAINING_STATE = ("history", "backup", "best", "last", "metrics")
+TRAINING_STATE = ("history", "backup", "best", "last", "encoder", "metrics")
 BEFORE_TRAINING = ("config", "class_names", "tensorboard")
 
 

@@ -10,6 +10,7 @@ Pickled checkpoints (.pth/.pt/.bin/.ckpt) are refused with the command that conv
 
 from __future__ import annotations
 
+import logging
 import os
 
 import keras
@@ -23,6 +24,8 @@ from kzoo.weights.preprocessing import (
     save_preprocessing,
 )
 from kzoo.weights.safetensors_io import PICKLE_SUFFIXES, StateDict, refuse_pickle
+
+log = logging.getLogger("kzoo.weights")
 
 __all__ = [
     "Preprocessing",
@@ -92,12 +95,7 @@ def load_weights(model: keras.Model, path, *, preprocessing: bool = True) -> ker
         return load_safetensors(model, path, config=config, preprocessor_config=preprocessor,
                                 preprocessing=preprocessing)
     if path.endswith(".keras"):
-        source = keras.saving.load_model(path, compile=False, safe_mode=True)
-        try:
-            model.set_weights(source.get_weights())
-        except ValueError as err:
-            raise KzooError(f"{path} does not match {model.name}: {_first_line(err)}") from None
-        return model
+        return _load_keras_file(model, path)
     if path.endswith(".weights.h5"):
         try:
             model.load_weights(path)
@@ -181,6 +179,46 @@ def _sibling_configs(path: str) -> tuple[dict | None, dict | None]:
     folder = os.path.dirname(os.path.abspath(path))
     found = [os.path.join(folder, n) for n in ("config.json", "preprocessor_config.json")]
     return tuple(read_json(p) if os.path.exists(p) else None for p in found)  # type: ignore[return-value]
+
+
+def _load_keras_file(model: keras.Model, path: str) -> keras.Model:
+    """Copy a `.keras` model's weights into `model`, layer by layer in order; the classifier heads
+    (layers named `head`) are matched apart, so an encoder (no head, e.g. `kzoo pretrain`'s
+    encoder.keras) loads into a classifier whose head starts fresh, a classifier loads into a
+    headless backbone, and a checkpoint with another class count loads all but its head."""
+    from kzoo.models.common import HEAD_NAME
+
+    source = keras.saving.load_model(path, compile=False, safe_mode=True)
+    (body, head), (src_body, src_head) = (_split_head(m, HEAD_NAME) for m in (model, source))
+    mismatch = _first_mismatch(body, src_body)
+    if mismatch:
+        raise KzooError(f"{path} does not match {model.name}: {mismatch}")
+    for variable, value in zip(body, src_body):
+        variable.assign(keras.ops.convert_to_numpy(value))
+    if head and src_head and [tuple(v.shape) for v in head] == [tuple(v.shape) for v in src_head]:
+        for variable, value in zip(head, src_head):
+            variable.assign(keras.ops.convert_to_numpy(value))
+    elif head:
+        log.warning("%s: loaded every layer but the head (%s); the head starts from scratch", path,
+                    "the file has none" if not src_head else
+                    f"{src_head[0].shape[-1]} classes in the file, {head[0].shape[-1]} in the model")
+    return model
+
+
+def _split_head(model: keras.Model, head_name: str) -> tuple[list, list]:
+    body, head = [], []
+    for layer in model.layers:
+        (head if layer.name == head_name else body).extend(layer.weights)
+    return body, head
+
+
+def _first_mismatch(body: list, src_body: list) -> str | None:
+    for i, (variable, value) in enumerate(zip(body, src_body)):
+        if tuple(variable.shape) != tuple(value.shape):
+            return f"weight {i} ({variable.path}) has shape {tuple(variable.shape)} in the model, {tuple(value.shape)} in the file"
+    if len(body) != len(src_body):
+        return f"the model has {len(body)} weights before its head, the file {len(src_body)}"
+    return None
 
 
 def _first_line(err: Exception) -> str:

@@ -11,10 +11,13 @@ import pytest
 
 from kzoo.cli import build_parser, main
 from kzoo.native_log import filtered_stderr, is_noise
+from kzoo.selfsup.config import PretrainConfig
 from kzoo.training.config import TrainConfig
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-COMMANDS = ["train", "eval", "robustness", "recipes", "sweep", "augment-grid", "models", "predict", "explain"]
+COMMANDS = ["train", "eval", "robustness", "recipes", "sweep", "augment-grid", "models", "predict", "explain",
+            "pretrain", "probe"]
+CONFIGS = {"train": TrainConfig, "pretrain": PretrainConfig}
 
 
 def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
@@ -39,21 +42,23 @@ def test_every_flag_has_help_and_says_its_default(command):
         name = "/".join(action.option_strings) or action.dest
         assert action.help and action.help.strip(), f"kzoo {command} {name} has no help"
         takes_value = action.option_strings and action.nargs != 0 and not action.required
-        if takes_value and command == "train":
-            # train's defaults are TrainConfig's (hidden from argparse so a recipe can tell them apart).
-            default = getattr(TrainConfig(), action.dest)
+        if takes_value and command in CONFIGS:
+            # train's and pretrain's defaults are their configs' (hidden from argparse so a recipe can
+            # tell them apart).
+            default = getattr(CONFIGS[command](), action.dest)
             if default not in (None, [], False):
-                assert f"(default: {default})" in action.help, f"kzoo train {name}: default {default} not in help"
+                assert f"(default: {default})" in action.help, f"kzoo {command} {name}: default {default} not in help"
         elif takes_value and action.default not in (None, argparse.SUPPRESS, False, []):
             shown = ",".join(map(str, action.default)) if isinstance(action.default, list) else str(action.default)
             assert f"default: {shown}" in action.help, f"kzoo {command} {name}: default {shown} not in help"
 
 
-def test_every_train_config_field_is_a_documented_flag():
-    train = _subparsers(build_parser())["train"]
-    dests = {a.dest: a for a in train._actions}
-    for field in TrainConfig.__dataclass_fields__:
-        assert field in dests and dests[field].help, f"--{field.replace('_', '-')} lacks help"
+@pytest.mark.parametrize("command", sorted(CONFIGS))
+def test_every_config_field_is_a_documented_flag(command):
+    parser = _subparsers(build_parser())[command]
+    dests = {a.dest: a for a in parser._actions}
+    for field in CONFIGS[command].__dataclass_fields__:
+        assert field in dests and dests[field].help, f"kzoo {command} --{field.replace('_', '-')} lacks help"
 
 
 def test_eval_split_lists_its_values(capsys):

@@ -1,0 +1,114 @@
+"""The one training loop: `fit_run` drives `model.fit` with a run directory's callbacks (checkpoints,
+backups and resume, CSV/TensorBoard logs, time budget, lookahead). `kzoo.train` and
+`kzoo.selfsup.pretrain` both end in it, so every way of training resumes, budgets and logs alike."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Sequence
+
+import keras
+import numpy as np
+
+from kzoo.training import callbacks as run_callbacks
+from kzoo.training.config import TrainConfig
+from kzoo.training.schedules import make_schedule
+
+log = logging.getLogger("kzoo.train")
+
+
+def learning_rate(cfg: TrainConfig, replicas: int, steps: int) -> tuple[Any, Any]:
+    """(schedule, what the optimizer takes): the schedule itself, or under --budget-minutes a float
+    that `TimeBudget` then sets from the clock. `cfg.lr` is one replica's rate (linear scaling).
+
+    Example:
+        >>> schedule, rate = learning_rate(TrainConfig(epochs=2), replicas=1, steps=10)
+    """
+    schedule = make_schedule(cfg.schedule, cfg.lr * replicas, cfg.epochs, steps, cfg.warmup, cfg.milestones,
+                             cfg.gamma)
+    rate = float(keras.ops.convert_to_numpy(schedule(0))) if cfg.budget_minutes else schedule
+    return schedule, rate
+
+
+def fit_run(cfg: TrainConfig, trainer: keras.Model, model: keras.Model, train_dataset, val_dataset, steps: int,
+            global_batch: int, resumed: bool, start: float, schedule,
+            epoch_metrics: Sequence[keras.callbacks.Callback] = ()) -> None:
+    """Run `trainer.fit` for `cfg.epochs` epochs of `steps` steps into the run directory `cfg.out`.
+
+    `trainer` is what is fitted (a wrapper such as SimCLR or a device augmentation), `model` the
+    network inside it (checked for ODConv layers). `epoch_metrics` are callbacks that add values
+    to the epoch's logs (a kNN monitor): they run after the EMA swap and before the checkpoints
+    and history.csv. `start` is the run's perf_counter origin (the budget counts from it). A
+    resumed run continues from the backup, finishing a mid-epoch backup's epoch first.
+    """
+    callbacks = run_callbacks.standard(cfg, global_batch, resumed, epoch_metrics)
+    budget = None
+    if cfg.budget_minutes:
+        budget = run_callbacks.TimeBudget(cfg.budget_minutes, schedule, cfg.epochs * steps,
+                                          spent_seconds=time.perf_counter() - start)
+        callbacks.append(budget)
+    if cfg.lookahead:
+        # First: it must hand the slow weights to validation, the EMA swap and the checkpoints.
+        callbacks.insert(0, run_callbacks.Lookahead(cfg.lookahead, cfg.epochs * steps,
+                                                    progress=budget.progress if budget else None))
+    from kzoo.layers.odconv import ODConv2D, ODConvTemperatureScheduler
+
+    if contains(model, ODConv2D):
+        # ODConv learns slowly (or not at all) without annealing its attention temperature from 30
+        # to 1 over the first tenth of training (measured on GTSRB; docs/decisions.md).
+        callbacks.append(ODConvTemperatureScheduler(initial=30.0, anneal_epochs=max(1, cfg.epochs // 10)))
+    # One endless iterator for the whole fit, epochs counted in steps: a finite dataset makes Keras
+    # destroy its tf.data iterator at every epoch end, and on the 2-core CPU that stalled the next
+    # step for 30-45 s in about half the epochs (measured; docs/decisions.md).
+    train_ds = train_dataset.repeat()
+    fit = dict(validation_data=val_dataset, shuffle=False,  # the tf.data pipeline shuffles (seeded)
+               callbacks=callbacks, verbose=1 if log.isEnabledFor(logging.INFO) else 2)
+    epoch, done = run_callbacks.backup_position(cfg.out) if resumed else (0, 0)
+    if 0 < done < steps and epoch < cfg.epochs:
+        # The backup was taken mid-epoch: finish that epoch with exactly its missing steps, so the
+        # resumed run makes the same number of optimizer steps as an uninterrupted one.
+        log.info("resuming epoch %d at step %d of %d", epoch + 1, done + 1, steps)
+        next(c for c in callbacks if isinstance(c, run_callbacks.AtomicBackupAndRestore)).step_offset = done
+        trainer.fit(train_ds, epochs=epoch + 1, initial_epoch=epoch, steps_per_epoch=steps - done, **fit)
+    if not (budget and budget.exhausted):
+        trainer.fit(train_ds, epochs=cfg.epochs, steps_per_epoch=steps, **fit)
+
+
+def contains(model: keras.Model, layer_type: type) -> bool:
+    """Whether `model` or a model nested in it has a layer of `layer_type`."""
+    return any(isinstance(layer, layer_type) or (isinstance(layer, keras.Model) and contains(layer, layer_type))
+               for layer in model.layers)
+
+
+def fit_whitening_stem(model: keras.Model, dataset, images: int = 5000) -> None:
+    """Fit the model's PatchWhitening filters (airbench's stem, nested models included) to the first
+    `images` images of `dataset`; a model without them is left as is."""
+    from kzoo.layers.whitening import PatchWhitening, adapt_whitening
+
+    if not contains(model, PatchWhitening):
+        return
+    batches, seen = [], 0
+    for batch in dataset:
+        x = batch["images"] if isinstance(batch, dict) else batch[0]
+        batches.append(keras.ops.convert_to_numpy(x))
+        seen += len(batches[-1])
+        if seen >= images:
+            break
+    adapt_whitening(model, np.concatenate(batches)[:images])
+    log.info("whitening filters fitted to %d training images", min(seen, images))
+
+
+def report_image_size(native: tuple[int, int] | None, used: tuple[int, int], model: str,
+                       model_size: tuple[int, int]) -> None:
+    """Say at the start of every run what size the images are and what size they are trained at."""
+    why = f"{model}'s input size" if tuple(used) == model_size else "--image-size"
+    if native is None:
+        log.info("images are resized to %dx%d (%s)", *used, why)
+        return
+    log.info("images: %dx%d in the data, trained at %dx%d (%s)", *native, *used, why)
+    factor = max(native[0] / used[0], native[1] / used[1])
+    if factor > 2:
+        log.warning("images are shrunk %.1fx (%dx%d -> %dx%d) to fit %s: fine detail is lost; pass "
+                    "--image-size %d,%d or pick a model made for that size (docs/models.md, 'Image sizes')",
+                    factor, *native, *used, model, *native)
