@@ -15,6 +15,7 @@ from kzoo.selfsup.config import PretrainConfig
 from kzoo.training import callbacks as run_callbacks
 from kzoo.training import rundir
 from tests.selfsup.test_probe import make_npz
+from tests.training.training_helpers import Crash, CrashAt
 
 TINY = dict(model="vit_cifar_tiny", image_size=[16, 16], batch_size=16, hidden_dim=32, projection_dim=16,
             lr=0.05, knn_limit=None)
@@ -76,26 +77,12 @@ def test_probe_and_fine_tuning_start_from_the_encoder(pretrained, tmp_path, caps
         np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
-class _Crash(Exception):
-    pass
-
-
-class _CrashAt(keras.callbacks.Callback):
-    def __init__(self, step):
-        super().__init__()
-        self.step = step
-
-    def on_train_batch_end(self, batch, logs=None):
-        if batch == self.step:
-            raise _Crash()
-
-
 def test_a_killed_pretraining_resumes_with_the_same_number_of_steps(tmp_path, monkeypatch):
     data = make_npz(tmp_path / "toy.npz", n_train=96, n_test=32)  # 6 steps of 16 per epoch
     cfg = dict(TINY, data=data, epochs=2, backup_steps=2, knn_every=0, out=str(tmp_path / "run"))
     standard = run_callbacks.standard
-    monkeypatch.setattr(run_callbacks, "standard", lambda *a: standard(*a) + [_CrashAt(2)])
-    with pytest.raises(_Crash):
+    monkeypatch.setattr(run_callbacks, "standard", lambda *a: standard(*a) + [CrashAt(2)])
+    with pytest.raises(Crash):
         pretrain(**cfg)
     assert run_callbacks.backup_position(cfg["out"]) == (0, 2)
     monkeypatch.setattr(run_callbacks, "standard", standard)

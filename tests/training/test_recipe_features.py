@@ -20,7 +20,7 @@ from kzoo.training import rundir
 from kzoo.training.config import TrainConfig
 from kzoo.training.recipes import expand_recipe, list_recipes
 
-from training_helpers import make_npz, toy_npz  # noqa: F401  (toy_npz is a fixture)
+from training_helpers import Crash, CrashAt, make_npz, toy_npz  # noqa: F401  (toy_npz is a fixture)
 
 pytestmark = pytest.mark.backend_agnostic
 TINY = dict(model="vit_cifar_tiny", image_size=[16, 16], batch_size=16, val_split=0.25, augment="none",
@@ -83,22 +83,6 @@ def test_budget_stops_training_and_anneals_with_the_clock(toy_npz, tmp_path, mon
     assert os.path.exists(rundir.run_file(out, "metrics")) and result.metrics["epochs_completed"] == len(history)
 
 
-class _Crash(Exception):
-    pass
-
-
-class _CrashAt(keras.callbacks.Callback):
-    """Raises after a given training step of the first epoch, as a killed process would stop."""
-
-    def __init__(self, step):
-        super().__init__()
-        self.step = step
-
-    def on_train_batch_end(self, batch, logs=None):
-        if batch == self.step:
-            raise _Crash()
-
-
 def _iterations(out: str) -> int:
     last = keras.saving.load_model(rundir.run_file(out, "last"))
     return int(keras.ops.convert_to_numpy(last.optimizer.iterations))
@@ -111,9 +95,9 @@ def test_a_run_killed_mid_epoch_resumes_with_the_same_number_of_steps(tmp_path, 
     assert per_epoch >= 6  # step 5 is inside the first epoch
 
     standard = run_callbacks.standard
-    monkeypatch.setattr(run_callbacks, "standard", lambda *a: standard(*a) + [_CrashAt(4)])
+    monkeypatch.setattr(run_callbacks, "standard", lambda *a: standard(*a) + [CrashAt(4)])
     out = str(tmp_path / "killed")
-    with pytest.raises(_Crash):
+    with pytest.raises(Crash):
         kzoo.train(out=out, **cfg)
     assert run_callbacks.backup_position(out) == (0, 4)  # backups after steps 2 and 4; it died after 5
     monkeypatch.setattr(run_callbacks, "standard", standard)

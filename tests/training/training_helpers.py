@@ -2,6 +2,7 @@ import os
 import subprocess
 import sys
 
+import keras
 import numpy as np
 import pytest
 
@@ -40,3 +41,19 @@ def run_kzoo(*args, env=None, timeout=600, check=False):
     if check and proc.returncode != 0:
         raise AssertionError(f"kzoo {' '.join(args)} failed:\n{proc.stderr[-3000:]}")
     return proc
+
+
+class Crash(Exception):
+    pass
+
+
+class CrashAt(keras.callbacks.Callback):
+    """Raises after a given training step of the first epoch, as a killed process would stop."""
+
+    def __init__(self, step):
+        super().__init__()
+        self.step = step
+
+    def on_train_batch_end(self, batch, logs=None):
+        if batch == self.step:
+            raise Crash()
