@@ -29,7 +29,8 @@ PRETRAIN_HELP = {
 class PretrainConfig(TrainConfig):
     """A `TrainConfig` (budget, schedule, EMA, resume, run directory: all as in `kzoo train`) with
     the self-supervised method's settings. Defaults follow lightly's CIFAR-10 SimCLR benchmark
-    (ResNet-18, SGD lr 0.06 per 256 images, weight decay 5e-4, cosine) where kzoo's differ.
+    (ResNet-18, SGD lr 0.06 per 256 images, weight decay 5e-4, cosine) where kzoo's differ, and
+    it runs without XLA (slower for convolutional backbones on a CPU: pass --jit-compile for a ViT).
 
     Example:
         >>> PretrainConfig(model="resnet18_cifar", epochs=2).validate().temperature
@@ -44,6 +45,8 @@ class PretrainConfig(TrainConfig):
     weight_decay: float = 5e-4
     augment: str = "simclr"
     monitor: str = "knn_top1"
+    # XLA made ResNet-18 SimCLR 1.6x slower on the 2-core CPU (22 vs 36 pairs/s; docs/benchmarks.md).
+    jit_compile: bool = False
     method: str = "simclr"
     temperature: float = 0.5
     projection_dim: int = 128

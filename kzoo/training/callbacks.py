@@ -84,10 +84,16 @@ class HistoryCSV(keras.callbacks.CSVLogger):
 
     ALWAYS = ("images_per_sec",)
 
+    def __init__(self, filename: str, append: bool = False, validation: bool = True):
+        super().__init__(filename, append=append)
+        self.validation = validation
+
     def on_epoch_end(self, epoch, logs=None):
         row = _BlankWhenMissing(logs or {})
         for key in self.ALWAYS:
             row.setdefault(key, "")
+        if self.keys is None and not self.validation:
+            self.keys = sorted(row)  # a fit without validation (pretraining): no empty val_* twins
         super().on_epoch_end(epoch, row)
 
 
@@ -267,11 +273,13 @@ def _sync_jax_state(model) -> None:
 
 
 def standard(cfg: TrainConfig, global_batch: int, resumed: bool,
-             epoch_metrics: Sequence[keras.callbacks.Callback] = ()) -> list[keras.callbacks.Callback]:
+             epoch_metrics: Sequence[keras.callbacks.Callback] = (),
+             validation: bool = True) -> list[keras.callbacks.Callback]:
     """Checkpoints (best by `cfg.monitor`, last), resume, CSV + TensorBoard logs, NaN guard, and
     with `cfg.ema` the EMA weights swapped in for validation and both checkpoints. `epoch_metrics`
     (callbacks that add to the epoch's logs, e.g. a kNN monitor) see the EMA weights and come
-    before the checkpoints and the CSV log, which therefore record what they add."""
+    before the checkpoints and the CSV log, which therefore record what they add. `validation`:
+    whether the fit validates (history.csv then has val_* columns)."""
     out = cfg.out
     best = AtomicCheckpoint(rundir.run_file(out, "best"), monitor=cfg.monitor)
     if resumed:
@@ -292,7 +300,7 @@ def standard(cfg: TrainConfig, global_batch: int, resumed: bool,
         *epoch_metrics,
         best,
         AtomicCheckpoint(rundir.run_file(out, "last")),
-        HistoryCSV(rundir.run_file(out, "history"), append=True),
+        HistoryCSV(rundir.run_file(out, "history"), append=True, validation=validation),
     ]
     if _has_tensorboard():  # Keras' TensorBoard writer needs tf.summary and the tensorboard package
         callbacks.append(keras.callbacks.TensorBoard(rundir.run_file(out, "tensorboard"), write_graph=False))

@@ -42,7 +42,7 @@ def fit_run(cfg: TrainConfig, trainer: keras.Model, model: keras.Model, train_da
     and history.csv. `start` is the run's perf_counter origin (the budget counts from it). A
     resumed run continues from the backup, finishing a mid-epoch backup's epoch first.
     """
-    callbacks = run_callbacks.standard(cfg, global_batch, resumed, epoch_metrics)
+    callbacks = run_callbacks.standard(cfg, global_batch, resumed, epoch_metrics, val_dataset is not None)
     budget = None
     if cfg.budget_minutes:
         budget = run_callbacks.TimeBudget(cfg.budget_minutes, schedule, cfg.epochs * steps,

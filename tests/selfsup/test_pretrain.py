@@ -37,6 +37,7 @@ def test_run_directory_holds_encoder_history_and_knn(pretrained):
         assert os.path.exists(os.path.join(out, name)), name
     history = rundir.read_history(out)
     assert [int(r["epoch"]) for r in history] == [0, 1] and all("knn_top1" in r for r in history)
+    assert "val_" not in open(os.path.join(out, "history.csv")).readline()  # no validation, no empty val_* columns
     metrics = json.load(open(os.path.join(out, "metrics.json")))
     assert metrics["epochs_completed"] == 2 and metrics["knn_epoch"] == 2
     assert metrics["knn_top1"] == pytest.approx(history[-1]["knn_top1"])
