@@ -60,6 +60,8 @@ import sys
 import tempfile
 import time
 
+from throughput import cpu_model  # benchmarks/ is on sys.path when a script here runs
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_ARCHIVE = os.path.normpath(os.path.join(ROOT, "..", "shared", "data", "cifar10-jpg.tar.gz"))
 DEFAULT_PEER_PYTHON = "/tmp/lightly-peer/bin/python"
@@ -203,17 +205,6 @@ class Worker:
             except (OSError, subprocess.TimeoutExpired):
                 self.proc.kill()
         self.log.close()
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def summary(values: list[float]) -> tuple[float, float, float]:
