@@ -113,7 +113,8 @@ class KNNMonitor(keras.callbacks.Callback):
     `knn_top5` with more than 5 classes), so a CSV logger placed after it records them.
 
     It measures at the end of the first epoch of each fit (so a CSV logger, which fixes its columns
-    at its first row, has the columns), of every `every`-th epoch, and of the fit's last epoch.
+    at its first row, has the columns), of every `every`-th epoch, and of the fit's last epoch
+    (also one a time budget or early stopping ends).
     `bank_data`/`query_data` are read again at each measurement: pass re-iterable data (a tf.data
     pipeline, a list), not a generator. `encoder` shares its weights with the model being fitted.
 
@@ -135,7 +136,9 @@ class KNNMonitor(keras.callbacks.Callback):
         self._first = True
 
     def on_epoch_end(self, epoch, logs=None):
-        if not (self._first or (epoch + 1) % self.every == 0 or epoch + 1 == (self.params or {}).get("epochs")):
+        # stop_training: a --budget-minutes run (or early stopping) ends here, so this is its last epoch.
+        last = epoch + 1 == (self.params or {}).get("epochs") or getattr(self.model, "stop_training", False)
+        if not (self._first or (epoch + 1) % self.every == 0 or last):
             return
         self._first = False
         result = knn_accuracy(self.encoder, self.bank_data, self.query_data, k=self.k,

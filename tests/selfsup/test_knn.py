@@ -83,3 +83,33 @@ def test_monitor_logs_on_first_every_nth_and_last_epoch(tmp_path, caplog):
 def test_monitor_refuses_a_bad_period():
     with pytest.raises(KzooError, match="every"):
         KNNMonitor(mean_colour_encoder(), [], [], every=0)
+
+
+class _StopAfter(keras.callbacks.Callback):
+    """Stops fit during epoch `epoch` (1-based), as --budget-minutes does mid-epoch."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.current = epoch + 1
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.current == self.epoch:
+            self.model.stop_training = True
+
+
+def test_monitor_measures_the_epoch_a_budget_stops():
+    inputs = keras.Input((8, 8, 3))
+    features = keras.layers.Dense(4)(keras.layers.GlobalAveragePooling2D()(inputs))
+    encoder = keras.Model(inputs, features)
+    model = keras.Model(inputs, keras.layers.Dense(3)(features))
+    model.compile("sgd", keras.losses.CategoricalCrossentropy(from_logits=True))
+    x = np.concatenate([b[0] for b in colour_batches()]) / 255
+    y = np.concatenate([b[1] for b in colour_batches()])
+    monitor = KNNMonitor(encoder, [(x[:40], y[:40])], [(x[40:], y[40:])], every=10, k=5)
+    history = model.fit(x, y, epochs=20, batch_size=20, verbose=0, callbacks=[_StopAfter(4), monitor])
+    assert len(history.history["loss"]) == 4
+    # Measured twice: epoch 1 (the first) and epoch 4 (where the budget stopped the fit).
+    assert len(history.history["knn_top1"]) == 2, history.history["knn_top1"]
