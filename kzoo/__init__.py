@@ -32,8 +32,9 @@ _LAZY = {
     "replace_head": "kzoo.transfer",
     "train": "kzoo.training.api",
     "evaluate": "kzoo.training.api",
+    "export": "kzoo.deploy.exporting",
 }
-_SUBMODULES = {"data", "augment", "explain", "layers", "losses", "models", "training", "weights"}
+_SUBMODULES = {"data", "augment", "deploy", "explain", "layers", "losses", "models", "training", "weights"}
 
 __all__ = ["KzooError", "create_model", "list_models", *_LAZY]
 

@@ -57,10 +57,16 @@ def _flag_value(value) -> str:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from kzoo.training.api import evaluate
+    common = dict(split=args.split, out=args.out, batch_size=args.batch_size, tta=args.tta,
+                  map_classes_by_position=args.map_classes_by_position)
+    if args.model_file:
+        from kzoo.deploy.evaluation import evaluate_exported
 
-    r = evaluate(args.checkpoint, args.data, split=args.split, out=args.out, batch_size=args.batch_size,
-                 tta=args.tta, map_classes_by_position=args.map_classes_by_position)
+        r = evaluate_exported(args.model_file, args.data, **common)
+    else:
+        from kzoo.training.api import evaluate
+
+        r = evaluate(args.checkpoint, args.data, **common)
     print(f"{_accuracy(r)}  loss {r['loss']:.4f}  on {r['num_images']} images")
     if "tta" in r:
         print(f"with TTA ({','.join(r['tta']['modes'])}): {_accuracy(r['tta'])}  loss {r['tta']['loss']:.4f}")
@@ -185,10 +191,15 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_flags(p)
 
     p = _command(sub, "eval", "top-1/top-5, per-class accuracy and confusion matrix of a checkpoint",
-                 "Evaluate a saved checkpoint on a data source: accuracy, per-class accuracy, eval-*.json and\n"
-                 "confusion-*.png. The data's class names must be the ones the model was trained on.",
-                 "kzoo eval --checkpoint runs/r18/best.keras --data my_images/ --split test --tta flip", _cmd_eval)
-    p.add_argument("--checkpoint", required=True, help="RUN/best.keras or RUN/last.keras")
+                 "Evaluate a saved checkpoint, or a file written by kzoo export (run by its own runtime), on\n"
+                 "a data source: accuracy, per-class accuracy, eval-*.json and confusion-*.png. The data's\n"
+                 "class names must be the ones the model was trained on.",
+                 "kzoo eval --checkpoint runs/r18/best.keras --data my_images/ --split test --tta flip\n"
+                 "  kzoo eval --model-file runs/r18/best.onnx --data my_images/", _cmd_eval)
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--checkpoint", help="RUN/best.keras or RUN/last.keras")
+    which.add_argument("--model-file", metavar="FILE",
+                       help="an exported .onnx or .tflite file or SavedModel folder (kzoo export)")
     p.add_argument("--data", default=None, help="data source (default: the bundled CIFAR-10 sample)")
     p.add_argument("--split", default="test", choices=("train", "val", "test"),
                    help="which split of --data: train, val (a val/ folder) or test (default: test)")
@@ -230,11 +241,13 @@ def build_parser() -> argparse.ArgumentParser:
              "List the named, documented full training configurations and the flags each sets.",
              "kzoo recipes && kzoo train --recipe airbench94 --data cifar10.tar.gz --out runs/ab94", _cmd_recipes)
 
-    from kzoo.selfsup.commands import add_commands
+    from kzoo.deploy import commands as deploy_commands
+    from kzoo.selfsup import commands as selfsup_commands
     from kzoo.training import sweep
 
     sweep.add_parser(sub, parents=[_common_flags()])
-    add_commands(sub, _command)
+    selfsup_commands.add_commands(sub, _command)
+    deploy_commands.add_commands(sub, _command)
 
     p = _command(sub, "augment-grid", "picture of a batch before and after augmentation",
                  "Draw a grid of images from --data before and after an augmentation preset.",

@@ -24,6 +24,7 @@ NOISE = re.compile(
     r"|E\d{4} [\d:. ]+\d+ cuda_(platform|executor|diagnostics)\.cc:\d+\] failed call to cuInit"
     # an "error" that only says oneDNN falls back to Eigen for int32 (seen under kzoo robustness)
     r"|E\d{4} [\d:. ]+\d+ util\.cc:\d+\] oneDNN supports DT_INT32 only on platforms with AVX-512\."
+    r"|INFO: Created TensorFlow Lite XNNPACK delegate for CPU\."  # the LiteRT interpreter, once per file
     r"|To enable the following instructions: .* rebuild TensorFlow with the appropriate compiler flags\.)"
 )
 

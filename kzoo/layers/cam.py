@@ -26,6 +26,20 @@ def display_map(cam, output_size: Sequence[int] | None = None, normalize: bool =
     return cam
 
 
+def first_max_index(logits):
+    """`argmax(logits, axis=-1)` (the first index of the maximum), `(B,)` int32.
+
+    Computed as the argmax of an integer mask because Keras' TensorFlow argmax of floats tests
+    the sign bit of zeros with Bitcast and BitwiseAnd, which tf2onnx cannot convert (kzoo export).
+
+    Example:
+        >>> int(first_max_index(keras.ops.convert_to_tensor([[1.0, 3.0, 3.0]]))[0])
+        1
+    """
+    is_max = ops.greater_equal(logits, ops.max(logits, axis=-1, keepdims=True))
+    return ops.cast(ops.argmax(ops.cast(is_max, "int32"), axis=-1), "int32")
+
+
 @keras.saving.register_keras_serializable(package="kzoo")
 class CAMHead(keras.layers.Layer):
     """`(B, h, w, C)` feature map -> `[logits (B, classes), heatmap (B, H, W)]` in one pass.
@@ -88,7 +102,10 @@ class CAMHead(keras.layers.Layer):
     def class_activation_map(self, features, class_weights):
         """`relu(sum_c class_weights[b, c] * features[b, :, :, c])`: `(B, h, w)`, float32, unscaled."""
         features = ops.cast(features, "float32")
-        return ops.relu(ops.einsum("bhwc,bc->bhw", features, ops.cast(class_weights, "float32")))
+        # Multiply-and-sum rather than einsum: TensorFlow lowers this einsum to a batched matmul
+        # that the LiteRT converter rejects with a dynamic batch (kzoo export).
+        weights = ops.cast(class_weights, "float32")[:, None, None, :]
+        return ops.relu(ops.sum(features * weights, axis=-1))
 
     def call(self, inputs):
         if isinstance(inputs, (list, tuple)) and len(inputs) == 1:
@@ -100,7 +117,7 @@ class CAMHead(keras.layers.Layer):
         pooled = ops.mean(ops.cast(features, "float32"), axis=(1, 2))
         logits = self.classifier(pooled)
         if class_index is None:
-            class_index = ops.argmax(ops.stop_gradient(logits), axis=-1)
+            class_index = first_max_index(ops.stop_gradient(logits))
         else:
             class_index = ops.reshape(class_index, (-1,))
         # The map is an explanation, not a training signal: no gradient flows back through it.

@@ -8,7 +8,7 @@ import keras
 from keras import ops
 
 from kzoo.errors import KzooError
-from kzoo.layers.cam import CAMHead, display_map
+from kzoo.layers.cam import CAMHead, display_map, first_max_index
 
 
 def saliency_pool(features, saliency, epsilon: float = 1e-6):
@@ -24,7 +24,9 @@ def saliency_pool(features, saliency, epsilon: float = 1e-6):
     """
     saliency = ops.cast(saliency, "float32") + epsilon
     weights = saliency / ops.sum(saliency, axis=(1, 2), keepdims=True)
-    return ops.einsum("bhwc,bhw->bc", ops.cast(features, "float32"), weights)
+    # Multiply-and-sum, not einsum: the LiteRT converter rejects the batched matmul TensorFlow
+    # makes of this einsum when the batch is dynamic (kzoo export).
+    return ops.sum(ops.cast(features, "float32") * weights[..., None], axis=(1, 2))
 
 
 def _split(inputs):
@@ -72,7 +74,7 @@ class CAMGuidedPooling(keras.layers.Layer):
         features, saliency = _split(inputs)
         if saliency is None:
             logits, _ = self.cam_head(features)
-            class_index = ops.argmax(ops.stop_gradient(logits), axis=-1)
+            class_index = first_max_index(ops.stop_gradient(logits))
             saliency = self.cam_head.class_activation_map(features, self.cam_head.class_weights(class_index))
         pooled = saliency_pool(features, saliency, self.epsilon)
         return pooled, display_map(ops.stop_gradient(ops.cast(saliency, "float32")), self.output_size)

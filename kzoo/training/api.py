@@ -283,21 +283,36 @@ def evaluate(checkpoint: str, data: str | None = None, split: str = "test", out:
     Example:
         >>> kzoo.evaluate("runs/demo/best.keras")["top1"]  # doctest: +SKIP
     """
+    model = load_checkpoint(checkpoint)
+    return evaluate_predictor(model, checkpoint, get_preprocessing(model), data, split=split, out=out,
+                              batch_size=batch_size, data_dir=data_dir, tta=tta,
+                              map_classes_by_position=map_classes_by_position)
+
+
+def evaluate_predictor(model: Any, path: str, preprocessing: Any, data: str | None, *, split: str = "test",
+                       out: str | None = None, batch_size: int = 256, data_dir: str | None = None,
+                       tta: str | None = None, map_classes_by_position: bool = False,
+                       class_names: list[str] | None = None, stem: str | None = None,
+                       extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`evaluate` for anything with Keras' `predict_on_batch` and `input_shape` (a Keras model, or
+    an exported file run by its runtime: kzoo.deploy), saved as `path`; `class_names` are the
+    model's when no class_names.json lies beside `path`; `extra` goes into the report. Writes
+    eval-STEM.json and confusion-STEM.png."""
     from kzoo import data as kdata
 
-    model = load_checkpoint(checkpoint)
     image_size = tuple(model.input_shape[1:3])
     bundle = kdata.load(data, split, image_size=image_size, batch_size=batch_size, data_dir=data_dir,
-                        preprocessing=get_preprocessing(model))
-    if num_classes(model) != bundle.num_classes:
-        raise KzooError(f"{checkpoint} predicts {num_classes(model)} classes but {bundle.source} has "
+                        preprocessing=preprocessing)
+    classes = num_classes(model)
+    if classes != bundle.num_classes:
+        raise KzooError(f"{path} predicts {classes} classes but {bundle.source} has "
                         f"{bundle.num_classes}; evaluate on the data the model was trained for")
-    check_class_names(checkpoint, bundle.class_names, bundle.source, map_classes_by_position)
+    check_class_names(path, bundle.class_names, bundle.source, map_classes_by_position, trained=class_names)
     report = _report(model, bundle.dataset, bundle.class_names, tta)
-    out = out or os.path.dirname(os.path.abspath(checkpoint))
+    out = out or os.path.dirname(os.path.abspath(path))
     os.makedirs(out, exist_ok=True)
-    stem = os.path.splitext(os.path.basename(checkpoint))[0]
-    report.update(checkpoint=checkpoint, data=bundle.source, split=split)
+    stem = stem or os.path.splitext(os.path.basename(path))[0]
+    report.update(checkpoint=path, data=bundle.source, split=split, **(extra or {}))
     with open(os.path.join(out, f"eval-{stem}.json"), "w") as f:
         json.dump(report, f, indent=2)
     plot_confusion(np.asarray(report["confusion"]), bundle.class_names,

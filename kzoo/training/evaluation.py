@@ -22,7 +22,9 @@ def first_output(outputs):
 
 
 def num_classes(model: keras.Model) -> int:
-    """The width of the model's logits (its first output)."""
+    """The width of the model's logits (its first output); an exported model says its own."""
+    if not hasattr(model, "outputs"):  # kzoo.deploy.ExportedModel
+        return int(model.num_classes)
     return int(model.outputs[0].shape[-1])
 
 
@@ -100,16 +102,18 @@ def classification_report(logits: np.ndarray, labels: np.ndarray, class_names: S
     }
 
 
-def check_class_names(checkpoint: str, class_names: Sequence[str], source: str, by_position: bool = False) -> None:
+def check_class_names(checkpoint: str, class_names: Sequence[str], source: str, by_position: bool = False,
+                      trained: Sequence[str] | None = None) -> None:
     """Refuse, in one line naming both lists, data whose class names differ from those the
-    checkpoint was trained on (its class_names.json), unless `by_position` pairs them on purpose.
+    checkpoint was trained on (its class_names.json, else `trained`), unless `by_position` pairs
+    them on purpose.
 
     Example:
         >>> check_class_names("runs/r18/best.keras", ["cat", "dog"], "photos/")  # doctest: +SKIP
     """
     from kzoo.explain.commands import read_class_names
 
-    trained = read_class_names(checkpoint, fallback=False)
+    trained = read_class_names(checkpoint, fallback=False) or trained
     if trained is None:
         log.warning("no class_names.json beside %s: the data's classes are assumed to be the model's, in order",
                     checkpoint)

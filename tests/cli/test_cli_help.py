@@ -16,7 +16,7 @@ from kzoo.training.config import TrainConfig
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 COMMANDS = ["train", "eval", "robustness", "recipes", "sweep", "augment-grid", "models", "predict", "explain",
-            "pretrain", "probe"]
+            "pretrain", "probe", "export"]
 CONFIGS = {"train": TrainConfig, "pretrain": PretrainConfig}
 
 
@@ -107,6 +107,7 @@ def test_noise_patterns_cover_tensorflows_start_up_notes_only():
         "AVX-512. Falling back to the default Eigen-based implementation if present.",
         "To enable the following instructions: AVX2 AVX512F FMA, in other operations, rebuild TensorFlow with "
         "the appropriate compiler flags.",
+        "INFO: Created TensorFlow Lite XNNPACK delegate for CPU.",
     ]
     kept = ["kzoo train: error: unknown model 'x'", "W0000 00:00:1.0 123 foo.cc:1] a real warning",
             "E0000 00:00:1.0 123 bar.cc:9] a real error", "images are shrunk 4.0x (128x128 -> 32x32)"]

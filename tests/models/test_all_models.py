@@ -21,6 +21,7 @@ import keras
 import numpy as np
 import pytest
 from model_checks import fit_one_step, images, one_hot, shape_only
+from tiny_models import TINY
 
 import kzoo
 from kzoo.layers import ImageNormalization, PatchWhitening
@@ -29,21 +30,6 @@ from kzoo.registry import get_entry
 
 TINY_INPUT = (32, 32, 3)
 NUM_CLASSES = 3
-
-# family -> overrides that keep the family's options but make the network tiny.
-TINY = {
-    "vit": dict(dim=16, depth=2, heads=2, mlp_dim=32, patch_size=8, mean=(0.5,) * 3, std=(0.5,) * 3),
-    "vgg": dict(depth=(8, "M", 16, 16, "M"), fc_units=16),
-    "resnet": dict(width=8, layers=(1, 1)),
-    "odconv_gtsrb": dict(widths=(8, 8, 16, 16)),
-    # Fused models: both branches shrunk (each keeps its registered family options), small projections.
-    "fusion": dict(vit_options=dict(dim=16, depth=1, heads=2, mlp_dim=32, patch_size=8),
-                   cnn_options=dict(depth=(8, "M", 16, "M")), dim=16),
-    "matched": dict(target_params=30_000),
-    "airbench": dict(widths=(8, 16)),
-    "cct": dict(tokenizer_widths=(8, 16), depth=1, heads=2),  # the size search itself makes them small
-}
-
 
 # Families whose tiny fit/save/bf16 checks live in their own module (their builders need
 # different shrinking and, for CAM models, a two-output loss).
