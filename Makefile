@@ -20,7 +20,7 @@ $(VENV)/.kzoo: $(BIN)/python setup.cfg pyproject.toml
 	touch $@
 
 $(VENV)/.kzoo-test: $(VENV)/.kzoo
-	$(BIN)/pip install $(PIP_FLAGS) -e ".[test,export]"
+	$(BIN)/pip install $(PIP_FLAGS) -e ".[test,export,serve,browser]"
 	touch $@
 
 demo: $(VENV)/.kzoo

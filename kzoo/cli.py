@@ -243,11 +243,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     from kzoo.deploy import commands as deploy_commands
     from kzoo.selfsup import commands as selfsup_commands
+    from kzoo.serve import commands as serve_commands
     from kzoo.training import sweep
 
     sweep.add_parser(sub, parents=[_common_flags()])
     selfsup_commands.add_commands(sub, _command)
     deploy_commands.add_commands(sub, _command)
+    serve_commands.add_commands(sub, _command)
 
     p = _command(sub, "augment-grid", "picture of a batch before and after augmentation",
                  "Draw a grid of images from --data before and after an augmentation preset.",

@@ -17,15 +17,26 @@ import numpy as np
 from kzoo.errors import KzooError
 
 
-def load_image(path: str, size: tuple[int, int] | None = None, channels: int = 3, preprocessing=None) -> np.ndarray:
+def load_image(path, size: tuple[int, int] | None = None, channels: int = 3, preprocessing=None,
+               max_pixels: int | None = None, name: str | None = None) -> np.ndarray:
     """(H, W, channels) float32 pixels in [0, 255]; `size` = (height, width) to resize to, as
-    `preprocessing` (a `kzoo.weights.Preprocessing`; None = plain bilinear resize) says."""
+    `preprocessing` (a `kzoo.weights.Preprocessing`; None = plain bilinear resize) says.
+
+    `path` is a file path or the image's bytes (`name` then labels it in errors); an image of more
+    than `max_pixels` pixels is refused from its header, before it is decoded.
+    """
+    import io
+
     from PIL import Image, UnidentifiedImageError
 
     from kzoo.weights.preprocessing import pil_resize
 
+    label = name or (path if isinstance(path, str) else "upload")
     try:
-        with Image.open(path) as img:
+        with Image.open(io.BytesIO(path) if isinstance(path, (bytes, bytearray)) else path) as img:
+            if max_pixels is not None and img.size[0] * img.size[1] > max_pixels:
+                raise KzooError(f"image {label} is {img.size[0]}x{img.size[1]} pixels; at most {max_pixels:,} "
+                                "pixels are accepted")
             img.load()
             mode = "L" if channels == 1 else "RGB"
             if img.mode in ("RGBA", "LA", "P") and mode == "RGB":
@@ -39,10 +50,10 @@ def load_image(path: str, size: tuple[int, int] | None = None, channels: int = 3
                 img = pil_resize(img, (int(size[0]), int(size[1])), *how)
             arr = np.asarray(img, dtype="float32")
     except FileNotFoundError:
-        raise KzooError(f"image not found: {path}") from None
-    except (UnidentifiedImageError, OSError, ValueError) as err:
+        raise KzooError(f"image not found: {label}") from None
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as err:
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise KzooError(f"cannot read image {path}: {reason}") from None
+        raise KzooError(f"cannot read image {label}: {reason}") from None
     return arr[..., None] if arr.ndim == 2 else arr
 
 

@@ -16,7 +16,7 @@ from kzoo.training.config import TrainConfig
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 COMMANDS = ["train", "eval", "robustness", "recipes", "sweep", "augment-grid", "models", "predict", "explain",
-            "pretrain", "probe", "export"]
+            "pretrain", "probe", "export", "serve"]
 CONFIGS = {"train": TrainConfig, "pretrain": PretrainConfig}
 
 
