@@ -1,8 +1,10 @@
 """`kzoo serve` under load on 127.0.0.1, beside the model's own `predict` at batch 32 (issue 30).
 
 - start-up: seconds from launching `kzoo serve` to the first answered `POST /predict`;
-- load: `--clients` concurrent clients (asyncio + httpx, one connection each), each sending single
-  32x32 PNGs to `/predict` until `--requests` in all have been sent (bounded: it stops by itself);
+- load: `--clients` concurrent clients each sending single 32x32 PNGs to `/predict`, bounded (it
+  stops by itself), from one of two generators on the same machine: `--generator wrk` (Debian's
+  wrk, C, one thread, `--seconds` long) or `httpx` (asyncio + httpx in Python, `--requests` in all;
+  on 2 cores this client costs the server more CPU than the server itself spends per request);
   throughput, latency percentiles, failed requests;
 - peer: a separate process running `model.predict` on 32-image batches of the same checkpoint
   (images/s), before and after the load rounds; throughput ratio = served / median peer.
@@ -85,6 +87,37 @@ async def load(url: str, clients: int, total: int, images: list[bytes]) -> dict:
             "p95_ms": float(np.percentile(ms, 95)), "p99_ms": float(np.percentile(ms, 99))}
 
 
+WRK_SCRIPT = """
+local f = io.open("%s", "rb")
+wrk.method, wrk.body = "POST", f:read("*all")
+f:close()
+wrk.headers["Content-Type"] = "multipart/form-data; boundary=%s"
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("KZOO %%d %%d %%d %%.1f %%.1f %%.1f\\n", summary.requests, summary.duration,
+    e.connect + e.read + e.write + e.status + e.timeout, latency:percentile(50), latency:percentile(95),
+    latency:percentile(99)))
+end
+"""
+
+
+def wrk(url: str, clients: int, seconds: float, image: bytes, out: str) -> dict:
+    boundary = "kzooLoadBoundary"
+    body = (f'--{boundary}\r\nContent-Disposition: form-data; name="images"; filename="x.png"\r\n'
+            f"Content-Type: image/png\r\n\r\n").encode() + image + f"\r\n--{boundary}--\r\n".encode()
+    body_path, script = os.path.join(out, "body.bin"), os.path.join(out, "post.lua")
+    with open(body_path, "wb") as f:
+        f.write(body)
+    with open(script, "w") as f:
+        f.write(WRK_SCRIPT % (body_path, boundary))
+    text = subprocess.run(["wrk", "-t1", f"-c{clients}", f"-d{seconds:g}s", "-s", script, url], check=True,
+                          capture_output=True, text=True).stdout
+    requests, micros, failed, p50, p95, p99 = next(line for line in text.splitlines() if line.startswith("KZOO")).split()[1:]
+    return {"requests": int(requests), "failed": int(failed), "seconds": int(micros) / 1e6,
+            "images_per_s": int(requests) / (int(micros) / 1e6), "p50_ms": float(p50) / 1000,
+            "p95_ms": float(p95) / 1000, "p99_ms": float(p99) / 1000}
+
+
 def main() -> None:
     import httpx
 
@@ -95,6 +128,9 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--peer-seconds", type=float, default=20)
     p.add_argument("--out", default="/tmp/kzoo-serve-load")
+    p.add_argument("--generator", choices=("wrk", "httpx"), default="wrk")
+    p.add_argument("--seconds", type=float, default=20, help="length of a wrk round")
+    p.add_argument("--serve-flags", default="", help="extra kzoo serve flags, e.g. '--max-wait-ms 20'")
     args = p.parse_args()
     os.makedirs(args.out, exist_ok=True)
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
@@ -113,7 +149,7 @@ def main() -> None:
                                       check=True, capture_output=True, text=True).stdout.split()[-1]))
     launched = time.perf_counter()
     server = subprocess.Popen([sys.executable, "-m", "kzoo.cli", "-q", "serve", "--checkpoint", ckpt, "--port",
-                               str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                               str(port), *args.serve_flags.split()], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         while True:
             try:
@@ -125,7 +161,8 @@ def main() -> None:
                 raise SystemExit(server.stderr.read().decode()[-2000:])
         startup = time.perf_counter() - launched
         for r in range(args.rounds):
-            rounds.append(asyncio.run(load(url, args.clients, args.requests, images)))
+            rounds.append(wrk(url, args.clients, args.seconds, images[0], args.out) if args.generator == "wrk"
+                          else asyncio.run(load(url, args.clients, args.requests, images)))
             print(f"round {r + 1}: {rounds[-1]}", file=sys.stderr, flush=True)
             if r + 1 < args.rounds:  # the peer between load rounds runs with the server idle
                 peers.append(float(subprocess.run([sys.executable, "-c", PEER, ckpt, str(args.peer_seconds)], env=env,
@@ -142,10 +179,11 @@ def main() -> None:
               "clients": args.clients, "requests_per_round": args.requests, "startup_s": round(startup, 2),
               "rounds": rounds, "peer_predict_images_per_s": peers, "served_median": served, "peer_median": peer,
               "ratio": served / peer, "mean_batch": health["images"] / max(1, health["model_calls"]),
-              "failed": sum(r["failed"] for r in rounds), "command": " ".join(sys.argv)}
+              "failed": sum(r["failed"] for r in rounds), "generator": args.generator, "command": " ".join(sys.argv)}
     with open(os.path.join(args.out, "serve_load.json"), "w") as f:
         json.dump(result, f, indent=1)
-    print(f"{result['date']} UTC, {result['cpu']}, {result['cpus']} CPUs, TF backend, float32, {args.clients} clients")
+    print(f"{result['date']} UTC, {result['cpu']}, {result['cpus']} CPUs, TF backend, float32, {args.clients} clients, "
+          f"load from {args.generator}")
     print(f"start-up to first answer: {startup:.1f} s")
     print("| round | requests | failed | img/s | p50 ms | p95 ms | p99 ms |\n|---:|---:|---:|---:|---:|---:|---:|")
     for i, r in enumerate(rounds, 1):

@@ -25,7 +25,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     if not args.max_upload_mb > 0:
         raise KzooError(f"--max-upload-mb must be positive, got {args.max_upload_mb}")
     predictor = Predictor(args.checkpoint, max_batch=args.max_batch)
-    app = create_app(predictor, max_upload_mb=args.max_upload_mb)
+    if not 0 <= args.max_wait_ms <= 1000:
+        raise KzooError(f"--max-wait-ms must be between 0 and 1000, got {args.max_wait_ms}")
+    app = create_app(predictor, max_upload_mb=args.max_upload_mb, max_wait_ms=args.max_wait_ms)
     host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"serving {predictor.card()['name']} (loaded and warmed up in {predictor.load_seconds:.1f} s) at "
           f"http://{host}:{args.port}/  (API: /predict, /explain, /model, /health; OpenAPI: /docs). Ctrl-C stops.",
@@ -52,4 +54,6 @@ def add_commands(sub, command: Callable[..., argparse.ArgumentParser]) -> None:
                    help="address to listen on; anything but 127.0.0.1 exposes the server (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
     p.add_argument("--max-batch", type=int, default=32, help="images per model call (default: 32)")
+    p.add_argument("--max-wait-ms", type=float, default=5.0,
+                   help="how long an image waits for others to share its model call (default: 5.0)")
     p.add_argument("--max-upload-mb", type=float, default=10.0, help="largest request body in MB (default: 10.0)")
