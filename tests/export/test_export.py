@@ -95,11 +95,18 @@ def run_dir(tmp_path_factory):
     from kzoo.data import load
 
     run = tmp_path_factory.mktemp("run")
-    names = load(None, "test", image_size=(32, 32), batch_size=8).class_names
+    bundle = load(None, "test", image_size=(32, 32), batch_size=256)
     keras.utils.set_random_seed(0)
     model = kzoo.create_model("resnet18_cifar", num_classes=10, width=8, layers=(1, 1))
-    head = model.layers[-1]  # a wide random head: the predictions vary between images, so they can differ
-    head.kernel.assign(np.random.default_rng(0).normal(0, 2, head.kernel.shape).astype("float32"))
+    # A head on standardised random-init features: logits vary with the image, so the two runtimes'
+    # confusion matrices can differ (a plain random head predicts one class for every image).
+    head = model.layers[-1]
+    features = np.asarray(keras.Model(model.inputs, head.input).predict(next(iter(bundle.dataset))[0], verbose=0))
+    mean, std = features.mean(0), features.std(0) + 1e-6
+    w = np.random.default_rng(0).normal(0, 1, head.kernel.shape).astype("float32")
+    head.kernel.assign(w / std[:, None])
+    head.bias.assign(-(mean / std) @ w)
+    names = bundle.class_names
     model.save(str(run / "best.keras"))
     (run / "config.json").write_text(json.dumps({"model": "resnet18_cifar", "data": None}))
     (run / "class_names.json").write_text(json.dumps(names))
