@@ -252,8 +252,9 @@ def _quiet():
     # tf2onnx and the TFLite converter log every pass at INFO and warn about numpy aliases.
     loggers = [logging.getLogger(name) for name in ("tf2onnx", "absl", "tensorflow")]
     levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(max(lg.level, logging.WARNING) if not log.isEnabledFor(logging.DEBUG) else lg.level)
+    if not log.isEnabledFor(logging.DEBUG):  # --verbose keeps them
+        for lg in loggers:
+            lg.setLevel(max(lg.level, logging.WARNING))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", category=(DeprecationWarning, FutureWarning, UserWarning))
@@ -321,13 +322,13 @@ def _metadata(model: keras.Model, checkpoint: str | None) -> dict[str, Any]:
 
 def _write_report(report: dict[str, Any]) -> None:
     """Merge the report into export.json beside the file, keyed by the file's name."""
-    target = os.path.join(os.path.dirname(os.path.abspath(report["path"])), REPORT)
+    target = _report_path(report["path"])
     entries: dict[str, Any] = {}
     with contextlib.suppress(OSError, ValueError):
         with open(target, encoding="utf-8") as f:
             loaded = json.load(f)
         entries = loaded if isinstance(loaded, dict) else {}
-    entries[os.path.basename(report["path"].rstrip("/"))] = report
+    entries[_entry_name(report["path"])] = report
     tmp = f"{target}.tmp-{os.getpid()}"
     with open(tmp, "w", encoding="utf-8") as f:
         json.dump(entries, f, indent=2)
@@ -336,14 +337,21 @@ def _write_report(report: dict[str, Any]) -> None:
 
 def read_report(path: str) -> dict[str, Any] | None:
     """The export.json entry of an exported file, or None."""
-    target = os.path.join(os.path.dirname(os.path.abspath(path)), REPORT)
     try:
-        with open(target, encoding="utf-8") as f:
+        with open(_report_path(path), encoding="utf-8") as f:
             entries = json.load(f)
     except (OSError, ValueError):
         return None
-    entry = entries.get(os.path.basename(os.path.abspath(path).rstrip("/"))) if isinstance(entries, dict) else None
+    entry = entries.get(_entry_name(path)) if isinstance(entries, dict) else None
     return entry if isinstance(entry, dict) else None
+
+
+def _report_path(path: str) -> str:
+    return os.path.join(os.path.dirname(os.path.abspath(path)), REPORT)
+
+
+def _entry_name(path: str) -> str:
+    return os.path.basename(os.path.abspath(path).rstrip("/"))
 
 
 def _size(path: str) -> int:

@@ -60,8 +60,12 @@ class UploadLimit:
         await self.app(scope, counted, send)
 
 
+def _limit_message(limit: int) -> str:
+    return f"upload too large: at most {limit / 2**20:g} MB per request"
+
+
 def _too_large(limit: int) -> JSONResponse:
-    return JSONResponse({"error": f"upload too large: at most {limit / 2**20:g} MB per request"}, status_code=413)
+    return JSONResponse({"error": _limit_message(limit)}, status_code=413)
 
 
 def create_app(predictor: Predictor, max_upload_mb: float = 10.0, max_wait_ms: float = 5.0) -> Any:
@@ -143,16 +147,15 @@ async def _files(request: Request, field: str) -> list[tuple[str, bytes]]:
     if not kind.startswith("multipart/form-data"):
         raise HTTPException(415, f"send the images as multipart/form-data (field {field!r}), not "
                                  f"{kind.split(';')[0] or 'an empty content type'}")
+    form, error = None, None
     try:
         form = await request.form(max_files=MAX_FILES, max_fields=16)
     except Exception as err:  # a malformed multipart body, or one cut off by UploadLimit
-        limit = request.scope.get("kzoo.upload_limit")
-        if limit is not None:
-            raise HTTPException(413, f"upload too large: at most {limit / 2**20:g} MB per request") from None
-        raise HTTPException(400, f"cannot parse the form: {str(err).strip() or type(err).__name__}") from None
-    if request.scope.get("kzoo.upload_limit") is not None:
-        raise HTTPException(413, f"upload too large: at most {request.scope['kzoo.upload_limit'] / 2**20:g} MB per "
-                                 "request")
+        error = err
+    if "kzoo.upload_limit" in request.scope:
+        raise HTTPException(413, _limit_message(request.scope["kzoo.upload_limit"]))
+    if error is not None:
+        raise HTTPException(400, f"cannot parse the form: {str(error).strip() or type(error).__name__}")
     uploads = [item for item in form.getlist(field) if hasattr(item, "read")]
     if not uploads:
         extra = f" (a text field {field!r} is not a file: send the image itself)" if form.getlist(field) else ""
