@@ -15,7 +15,8 @@ import sys
 from typing import Callable, Sequence
 
 from kzoo.augment.presets import PRESETS
-from kzoo.errors import KzooError
+from kzoo.distributed.commands import add_cluster_flags
+from kzoo.errors import EchoedError, KzooError
 from kzoo.native_log import filtered_stderr
 from kzoo.training.config import TrainConfig
 from kzoo.training.flags import add_train_flags, int_list
@@ -26,12 +27,16 @@ def _accuracy(r: dict) -> str:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from kzoo.distributed.commands import join
     from kzoo.training.api import train
 
+    join(args)
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     given = {k: v for k, v in vars(args).items() if k in fields}
     result = train(**given) if given.get("recipe") else train(TrainConfig(**given))
     m = result.metrics
+    if not m:  # a process other than 0 of a job: process 0 reports
+        return 0
     speed = (f"{m['images_per_sec']:.0f} training img/s (train steps only)" if m.get("images_per_sec")
              else "too few steps to measure speed")
     print(f"{m['model']}: {_accuracy(m)}  ({m['evaluated_on']}, {m['num_images']} images)  {speed}  "
@@ -189,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
                  "kzoo train --model resnet18_cifar --data my_images/ --val-split 0.1 --epochs 30 --out runs/r18",
                  _cmd_train)
     add_train_flags(p)
+    add_cluster_flags(p)
 
     p = _command(sub, "eval", "top-1/top-5, per-class accuracy and confusion matrix of a checkpoint",
                  "Evaluate a saved checkpoint, or a file written by kzoo export (run by its own runtime), on\n"
@@ -242,6 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
              "kzoo recipes && kzoo train --recipe airbench94 --data cifar10.tar.gz --out runs/ab94", _cmd_recipes)
 
     from kzoo.deploy import commands as deploy_commands
+    from kzoo.distributed import commands as distributed_commands
     from kzoo.selfsup import commands as selfsup_commands
     from kzoo.serve import commands as serve_commands
     from kzoo.training import sweep
@@ -250,6 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     selfsup_commands.add_commands(sub, _command)
     deploy_commands.add_commands(sub, _command)
     serve_commands.add_commands(sub, _command)
+    distributed_commands.add_commands(sub, _command)
 
     p = _command(sub, "augment-grid", "picture of a batch before and after augmentation",
                  "Draw a grid of images from --data before and after an augmentation preset.",
@@ -295,12 +303,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
     logging.basicConfig(level=level, format="%(message)s")
+    if not args.verbose:  # JAX's INFO notes (no TPU library, joining a job) are not the person's business
+        logging.getLogger("jax").setLevel(max(level, logging.WARNING))
     # TensorFlow's C++ INFO notes drown the output a person wants; warnings and errors stay.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if args.verbose else "2")
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         with filtered_stderr(enabled=not args.verbose):
             return func(args)
+    except EchoedError:  # another process of the job printed the line
+        return 2
     except KzooError as err:
         print(f"kzoo {args.command}: error: {err}", file=sys.stderr)
         return 2

@@ -7,3 +7,8 @@ and keeps its traceback.
 
 class KzooError(ValueError):
     """A user-facing error whose message says what is wrong, where, and what to do."""
+
+
+class EchoedError(KzooError):
+    """An error another process of a multi-process job has already reported: the CLI exits with
+    status 2 without printing the same line again."""

@@ -260,6 +260,7 @@ def load(
     group_by: GroupBy = "auto",
     limit: int | None = None,
     preprocessing: Any = None,
+    shard: tuple[int, int] | None = None,
 ) -> DataBundle:
     """Load one split of a data source as a batched, prefetched tf.data pipeline.
 
@@ -285,6 +286,9 @@ def load(
         preprocessing: a `kzoo.weights.Preprocessing` (e.g. `get_preprocessing(model)` of a
             pretrained model) whose interpolation and crop fraction replace the plain resize:
             resize to image_size / crop_pct, then a centre crop of image_size.
+        shard: (process index, process count) in a multi-process job: `batch_size` is the job's
+            global batch, the dataset yields this process's slice of each (same seed on every
+            process, so the job sees a one-process run's batches); incomplete batches are dropped.
 
     Returns:
         A `DataBundle` whose `.dataset` yields `(images float32 (B, H, W, 3) in [0, 255],
@@ -301,6 +305,12 @@ def load(
     shuffle = split == "train" if shuffle is None else bool(shuffle)
     if drop_remainder is None:
         drop_remainder = split == "train" and batch_size is not None and examples.num_examples >= batch_size
+    if shard is not None:
+        if batch_size is None or examples.num_examples < batch_size:
+            raise KzooError(f"{examples.source}: the {split} split ({examples.num_examples} images) cannot be shared by "
+                            f"{shard[1]} processes: it holds less than one global batch of {batch_size}; lower "
+                            "--batch-size or use fewer processes")
+        drop_remainder = True  # every process must run the same number of steps
     if augment is not None and split != "train":
         log.info("augment=%r is applied to the train split only; %s is left as is", augment, split)
         augment = None
@@ -317,7 +327,7 @@ def load(
 
     dataset = build(
         examples, image_size=size, batch_size=batch_size, num_classes=n_classes, shuffle=shuffle,
-        seed=seed, cache=cache, augment=augment_fn, drop_remainder=bool(drop_remainder), resize=resize,
+        seed=seed, cache=cache, augment=augment_fn, drop_remainder=bool(drop_remainder), resize=resize, shard=shard,
     )
     return DataBundle(
         dataset=dataset,

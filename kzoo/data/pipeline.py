@@ -130,6 +130,7 @@ def base_dataset(
     shuffle_seed: int | None = None,
     exact_size: bool = True,
     resize: tuple[str, float, str] | None = None,
+    shard: tuple[int, int, int] | None = None,
 ):
     """Un-batched (uint8 image at `image_size`, int64 label) in source order, or with the file
     list shuffled every epoch when `shuffle_seed` is given (file sources).
@@ -137,6 +138,9 @@ def base_dataset(
     `resize` = (interpolation, crop_pct, crop_mode) resizes and centre-crops as a checkpoint's
     preprocessing says (`kzoo.weights.preprocessing.resize_plan`); None is a plain antialiased
     bilinear resize to `image_size`.
+
+    `shard` = (global batch, process index, process count): of every global batch of files this
+    process decodes only its slice (file sources; see `keep_shard`).
 
     With `exact_size`, the dataset has a known cardinality of `examples.num_examples` (Keras
     then knows the steps per epoch; unknown cardinality makes `fit` warn and lose its progress
@@ -148,12 +152,16 @@ def base_dataset(
         ds = tf.data.Dataset.from_tensor_slices((examples.paths, use_pil, examples.labels))
         if shuffle_seed is not None:
             ds = ds.shuffle(len(examples.paths), seed=shuffle_seed, reshuffle_each_iteration=True)
+        n = examples.num_examples
+        if shard is not None:
+            ds = keep_shard(ds, *shard)
+            n = n // shard[0] * (shard[0] // shard[2])
         ds = ds.map(_decoder(tf, image_size, any(use_pil), resize), num_parallel_calls=autotune)
         # Files were sniffed when listed; damage deeper inside a file surfaces only here. Such an
         # image is dropped with tf's logged warning rather than ending the epoch, and the epoch
         # keeps its size by wrapping round to its first images (a repeat of an empty dataset ends).
         ds = ds.ignore_errors(log_warning=True)
-        return ds.repeat().take(examples.num_examples) if exact_size else ds
+        return ds.repeat().take(n) if exact_size else ds
     if examples.images is not None:
         ds = tf.data.Dataset.from_tensor_slices((examples.images, examples.labels))
     else:
@@ -192,8 +200,12 @@ def build(
     augment: Augment | None,
     drop_remainder: bool,
     resize: tuple[str, float, str] | None = None,
+    shard: tuple[int, int] | None = None,
 ):
-    """The full pipeline for one split; see the module docstring for the order of stages."""
+    """The full pipeline for one split; see the module docstring for the order of stages.
+
+    `shard` = (process index, process count) of a multi-process job: `batch_size` is the job's
+    global batch and this process yields its slice of every global batch (`keep_shard`)."""
     tf = tf_module()
     autotune = tf.data.AUTOTUNE
     n = examples.num_examples
@@ -201,13 +213,21 @@ def build(
     cached = in_memory or isinstance(cache, str)
     # Without a cache, shuffling the (cheap) file list each epoch is a full shuffle for free.
     file_shuffle = shuffle and not cached and examples.paths is not None
-    ds = base_dataset(examples, image_size, shuffle_seed=seed if file_shuffle else None, resize=resize)
+    # Uncached files are sharded before decoding; anything else after the (seeded) shuffle.
+    shard_files = shard is not None and batch_size is not None and not cached and examples.paths is not None
+    ds = base_dataset(examples, image_size, shuffle_seed=seed if file_shuffle else None, resize=resize,
+                      shard=(batch_size, *shard) if shard_files else None)
     if cached:
         ds = ds.cache("" if in_memory else cache)
     if shuffle and not file_shuffle:
         per_image = image_size[0] * image_size[1] * 3
         buffer = max(1, min(n, max(1024, SHUFFLE_BUFFER_BYTES // per_image)))
         ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+    if shard is not None and batch_size is not None:
+        if not shard_files:
+            ds = keep_shard(ds, batch_size, *shard)
+        batch_size //= shard[1]
+        seed += 1_000_003 * shard[0]  # each process draws its own augmentations (process 0: a one-process run's)
 
     def to_model_inputs(images, labels):
         return tf.cast(images, tf.float32), tf.one_hot(labels, num_classes, dtype=tf.float32)
@@ -219,6 +239,28 @@ def build(
     if augment is not None:
         ds = _augmented(tf, ds, augment, seed)
     return ds.prefetch(autotune)
+
+
+def keep_shard(ds, global_batch: int, index: int, count: int):
+    """Of every `global_batch` consecutive elements keep the `index`-th of `count` equal slices (an
+    incomplete last group is dropped on every process). All processes shuffle with the same seed,
+    so together they see exactly the batches of a one-process run with batch `global_batch`.
+
+    Example:
+        >>> tf = tf_module()
+        >>> [int(v) for v in keep_shard(tf.data.Dataset.range(10), 4, 1, 2)]
+        [2, 3, 6, 7]
+    """
+    if global_batch % count:
+        raise KzooError(f"a global batch of {global_batch} does not split into {count} equal shards: "
+                        "give every process the same number of devices")
+    local = global_batch // count
+
+    def slice_(*parts):
+        sliced = tuple(p[index * local:(index + 1) * local] for p in parts)
+        return sliced if len(sliced) > 1 else sliced[0]
+
+    return ds.batch(global_batch, drop_remainder=True).map(slice_).unbatch()
 
 
 def _accepts_seed(augment: Augment) -> bool:

@@ -7,16 +7,21 @@ import os
 import dataclasses
 from typing import Callable
 
+from kzoo.distributed.commands import add_cluster_flags
 from kzoo.selfsup.config import PRETRAIN_HELP, PretrainConfig
 from kzoo.training.flags import add_train_flags
 
 
 def _cmd_pretrain(args: argparse.Namespace) -> int:
+    from kzoo.distributed.commands import join
     from kzoo.selfsup.pretraining import pretrain
 
+    join(args)
     fields = {f.name for f in dataclasses.fields(PretrainConfig)}
     result = pretrain(PretrainConfig(**{k: v for k, v in vars(args).items() if k in fields}))
     m = result.metrics
+    if not m:  # a process other than 0 of a job: process 0 reports
+        return 0
     knn = (f"kNN top-1 {m['knn_top1']:.2%} (epoch {m['knn_epoch']})" if m.get("knn_top1") is not None
            else "no kNN monitor")
     speed = f"{m['pairs_per_sec']:.0f} pairs/s" if m.get("pairs_per_sec") else "too few steps to measure speed"
@@ -47,6 +52,7 @@ def add_commands(sub, command: Callable[..., argparse.ArgumentParser]) -> None:
                 "kzoo pretrain --method simclr --model resnet18_cifar --data cifar10-jpg.tar.gz --epochs 100 "
                 "--out runs/simclr", _cmd_pretrain)
     add_train_flags(p, PretrainConfig, PRETRAIN_HELP)
+    add_cluster_flags(p)
 
     p = command(sub, "probe", "linear probe of a frozen encoder: top-1/top-5 of a linear classifier",
                 "The linear protocol: the encoder stays frozen, features of the train and test splits are\n"

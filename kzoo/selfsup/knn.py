@@ -12,6 +12,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from kzoo import distributed
 from kzoo.errors import KzooError
 from kzoo.training.evaluation import predict_logits
 
@@ -108,6 +109,14 @@ def knn_accuracy(encoder: keras.Model, bank_data, query_data, k: int = 200, temp
             "bank": len(bank), "queries": len(queries)}
 
 
+def _local_copy(model: keras.Model) -> keras.Model:
+    """`model` with its weights on this process alone (a job's variables span every process)."""
+    with distributed.undistributed():
+        copy = keras.models.clone_model(model)
+        copy.set_weights(model.get_weights())
+    return copy
+
+
 class KNNMonitor(keras.callbacks.Callback):
     """Puts the kNN accuracy of `encoder` (knn_accuracy) into the epoch logs as `knn_top1` (and
     `knn_top5` with more than 5 classes), so a CSV logger placed after it records them.
@@ -135,14 +144,22 @@ class KNNMonitor(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         self._first = True
 
+    def _measure(self) -> dict:
+        if distributed.process_count() == 1:
+            return knn_accuracy(self.encoder, self.bank_data, self.query_data, k=self.k,
+                                temperature=self.temperature, limit=self.limit)
+        with distributed.undistributed():
+            return knn_accuracy(_local_copy(self.encoder), self.bank_data, self.query_data, k=self.k,
+                                temperature=self.temperature, limit=self.limit)
+
     def on_epoch_end(self, epoch, logs=None):
         # stop_training: a --budget-minutes run (or early stopping) ends here, so this is its last epoch.
         last = epoch + 1 == (self.params or {}).get("epochs") or getattr(self.model, "stop_training", False)
         if not (self._first or (epoch + 1) % self.every == 0 or last):
             return
         self._first = False
-        result = knn_accuracy(self.encoder, self.bank_data, self.query_data, k=self.k,
-                              temperature=self.temperature, limit=self.limit)
+        # Process 0 of a job measures and tells the others, so every process logs the same figures.
+        result = distributed.on_chief(self._measure, "measuring the kNN accuracy")
         logs = {} if logs is None else logs
         logs["knn_top1"] = result["top1"]
         if result["top5"] is not None:

@@ -18,12 +18,13 @@ from typing import Any
 import keras
 import numpy as np
 
+from kzoo import distributed
 from kzoo.errors import KzooError
 from kzoo.selfsup.config import PretrainConfig
 from kzoo.training import distribute, rundir
 from kzoo.training.api import TrainResult, load_checkpoint
-from kzoo.training.fitting import fit_run, fit_whitening_stem, learning_rate, report_image_size
-from kzoo.training.host_memory import keep_host_memory_for_jax_cpu
+from kzoo.training.fitting import (abandon_run, begin_run, fit_run, fit_whitening_stem, learning_rate,
+                                   prepare_process, report_image_size)
 from kzoo.training.optimizers import make_optimizer
 from kzoo.training.plots import plot_curves
 
@@ -44,18 +45,16 @@ def pretrain(config: PretrainConfig | None = None, **overrides: Any) -> TrainRes
     """
     from kzoo.registry import get_entry
 
-    keep_host_memory_for_jax_cpu()
-    distribute.split_cpu_for_jax()
+    prepare_process()
     start = time.perf_counter()
     cfg = PretrainConfig(**{**(config.__dict__ if config else {}), **overrides}).validate()
     entry = get_entry(cfg.model)
     cfg.image_size = list(cfg.image_size or entry.input_shape[:2])
-    resumed = rundir.prepare(cfg)
+    resumed = begin_run(cfg)
     try:
         return _pretrain(cfg, entry, resumed, start)
     except BaseException:
-        if not resumed:
-            rundir.discard_untrained(cfg.out)
+        abandon_run(cfg, resumed)
         raise
 
 
@@ -70,9 +69,10 @@ def _pretrain(cfg: PretrainConfig, entry, resumed: bool, start: float) -> TrainR
     image_size = tuple(cfg.image_size)
     scope, replicas = distribute.setup(cfg.distribute)
     global_batch = cfg.batch_size * replicas
+    distribute.log_scaling(cfg, replicas)
     common = {"image_size": image_size, "seed": cfg.seed, "data_dir": cfg.data_dir, "download": cfg.download}
     # Every step compares a full batch of pairs: the last partial batch is dropped (lightly does too).
-    train = kdata.load(cfg.data, "train", batch_size=global_batch, drop_remainder=True,
+    train = kdata.load(cfg.data, "train", batch_size=global_batch, drop_remainder=True, shard=distributed.shard(),
                        augment=cfg.augment if cfg.augment_on == "pipeline" else None, **common)
     if train.num_examples < global_batch:
         raise KzooError(f"--data {train.source} has {train.num_examples} training images, fewer than one batch of "
@@ -80,8 +80,10 @@ def _pretrain(cfg: PretrainConfig, entry, resumed: bool, start: float) -> TrainR
     report_image_size(train.native_size, image_size, cfg.model, tuple(entry.input_shape[:2]))
     plain = kdata.load(cfg.data, "train", batch_size=256, limit=cfg.knn_limit, shuffle=False, **common)
     queries = _knn_queries(kdata, cfg, plain, common)
-    with open(rundir.run_file(cfg.out, "class_names"), "w") as f:
-        json.dump(list(train.class_names), f)  # what the kNN monitor's labels mean
+    distributed.check_same("data", {"classes": train.class_names, "images": train.num_examples})
+    if distributed.is_chief():
+        with open(rundir.run_file(cfg.out, "class_names"), "w") as f:
+            json.dump(list(train.class_names), f)  # what the kNN monitor's labels mean
     steps = cfg.steps_per_epoch or train.steps_per_epoch
     with scope:
         backbone = create_model(cfg.model, num_classes=0, input_shape=(*image_size, 3), weights=cfg.weights,
@@ -105,6 +107,10 @@ def _pretrain(cfg: PretrainConfig, entry, resumed: bool, start: float) -> TrainR
 
         monitors.append(KNNMonitor(backbone, plain.dataset, queries.dataset, every=cfg.knn_every))
     fit_run(cfg, trainer, backbone, train.dataset, None, steps, global_batch, resumed, start, schedule, monitors)
+    distributed.leave()  # every process has finished; process 0 writes the encoder and the metrics
+    if not distributed.is_chief():
+        return TrainResult(cfg.out, {}, backbone, [])
+    keras.distribution.set_distribution(None)
     return _finish(cfg, backbone, train, replicas, time.perf_counter() - start)
 
 
@@ -149,6 +155,7 @@ def _finish(cfg: PretrainConfig, backbone: keras.Model, train, replicas: int, se
         "feature_dim": int(encoder.output.shape[-1]),
         "encoder": path,
         "replicas": replicas,
+        "processes": distributed.process_count(),
         "global_batch": cfg.batch_size * replicas,
         "backend": keras.backend.backend(),
     }

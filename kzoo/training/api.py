@@ -12,6 +12,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from kzoo import distributed
 from kzoo.errors import KzooError
 from kzoo.training import distribute, rundir
 from kzoo.training.config import TrainConfig
@@ -23,12 +24,14 @@ from kzoo.training.evaluation import (
     predict_logits,
 )
 from kzoo.training.fitting import (
+    abandon_run,
+    begin_run,
     fit_run,
+    prepare_process,
     fit_whitening_stem,
     learning_rate,
     report_image_size,
 )
-from kzoo.training.host_memory import keep_host_memory_for_jax_cpu
 from kzoo.training.optimizers import make_optimizer
 from kzoo.training.plots import plot_confusion, plot_curves
 from kzoo.training.tta import parse_tta
@@ -59,8 +62,7 @@ def train(config: TrainConfig | None = None, **overrides: Any) -> TrainResult:
     """
     from kzoo.registry import get_entry
 
-    keep_host_memory_for_jax_cpu()  # before JAX's first computation (the seed below is one)
-    distribute.split_cpu_for_jax()
+    prepare_process()
     start = time.perf_counter()  # a --budget-minutes run counts from here: data loading included
     if config is None and overrides.get("recipe"):
         from kzoo.training.recipes import expand_recipe
@@ -72,12 +74,11 @@ def train(config: TrainConfig | None = None, **overrides: Any) -> TrainResult:
     entry = get_entry(cfg.model)  # unknown model fails before anything is written
     # config.json records the size the run uses, not "the model's default".
     cfg.image_size = list(cfg.image_size or entry.input_shape[:2])
-    resumed = rundir.prepare(cfg)
+    resumed = begin_run(cfg)
     try:
         return _train(cfg, entry, resumed, start)
     except BaseException:
-        if not resumed:  # a run that never trained leaves nothing behind to block the corrected command
-            rundir.discard_untrained(cfg.out)
+        abandon_run(cfg, resumed)
         raise
 
 
@@ -95,13 +96,16 @@ def _train(cfg: TrainConfig, entry, resumed: bool, start: float) -> TrainResult:
     image_size = tuple(cfg.image_size)
     scope, replicas = distribute.setup(cfg.distribute)
     global_batch = cfg.batch_size * replicas
+    distribute.log_scaling(cfg, replicas)
     pipeline_augment = cfg.augment if cfg.augment_on == "pipeline" else None
     splits = _load_splits(kdata, cfg, image_size, global_batch, replicas, pipeline_augment)
     train_data = splits["train"]
     report_image_size(train_data.native_size, image_size, cfg.model, tuple(entry.input_shape[:2]))
 
-    with open(rundir.run_file(cfg.out, "class_names"), "w") as f:  # kzoo predict/explain read it
-        json.dump(list(train_data.class_names), f)
+    distributed.check_same("data", {"classes": train_data.class_names, "images": train_data.num_examples})
+    if distributed.is_chief():
+        with open(rundir.run_file(cfg.out, "class_names"), "w") as f:  # kzoo predict/explain read it
+            json.dump(list(train_data.class_names), f)
     steps = cfg.steps_per_epoch or train_data.steps_per_epoch
     with scope:
         model = create_model(cfg.model, num_classes=train_data.num_classes, input_shape=(*image_size, 3),
@@ -146,6 +150,9 @@ def _train(cfg: TrainConfig, entry, resumed: bool, start: float) -> TrainResult:
         )
     fit_run(cfg, trainer, model, train_data.dataset, splits["val"].dataset, steps, global_batch, resumed, start,
             schedule)
+    distributed.leave()  # every process has finished training; process 0 tests and writes the rest
+    if not distributed.is_chief():
+        return TrainResult(cfg.out, {}, model, [])
     return _finish(cfg, model, splits, train_data.class_names, replicas, time.perf_counter() - start)
 
 
@@ -172,7 +179,8 @@ def _load_splits(kdata, cfg: TrainConfig, image_size, batch_size: int, replicas:
                  preprocessing=None) -> dict:
     # Sharded batches must divide evenly across replicas: drop the last partial batch in fit().
     common = dict(image_size=image_size, batch_size=batch_size, seed=cfg.seed, data_dir=cfg.data_dir,
-                  download=cfg.download, drop_remainder=replicas > 1 or None, preprocessing=preprocessing)
+                  download=cfg.download, drop_remainder=replicas > 1 or None, preprocessing=preprocessing,
+                  shard=distributed.shard())
     if cfg.val_split:
         train = _two_classes(kdata.load(cfg.data, "train", val_split=cfg.val_split, augment=augment, **common))
         val = kdata.load(cfg.data, "val", val_split=cfg.val_split, **common)
@@ -225,7 +233,7 @@ def _finish(cfg: TrainConfig, model: keras.Model, splits: dict, class_names, rep
     if os.path.exists(path):
         model = keras.saving.load_model(path, safe_mode=True)
     test = splits["test"]
-    if test.drop_remainder:  # the fit-time copy drops a partial batch; the final figures see every image
+    if test.drop_remainder:  # the fit-time copy drops a partial batch (or is a shard); the test sees every image
         from kzoo import data as kdata
 
         test = kdata.load(cfg.data, test.split, image_size=test.image_size, batch_size=test.batch_size,
@@ -255,6 +263,7 @@ def _finish(cfg: TrainConfig, model: keras.Model, splits: dict, class_names, rep
         "process_seconds": float(seconds_so_far + time.perf_counter() - start),
         "params": int(model.count_params()),
         "replicas": replicas,
+        "processes": distributed.process_count(),
         "global_batch": cfg.batch_size * replicas,
         "backend": keras.backend.backend(),
     }

@@ -11,6 +11,7 @@ from typing import Sequence
 import keras
 import numpy as np
 
+from kzoo import distributed
 from kzoo.training import rundir
 from kzoo.training.config import TrainConfig
 
@@ -119,7 +120,8 @@ class AtomicCheckpoint(keras.callbacks.Callback):
             self.best = self.sign * value
         tmp = f"{self.path}.tmp.keras"
         # A device-augmentation wrapper trains the model; the checkpoint is the model alone.
-        getattr(self.model, "model", self.model).save(tmp, overwrite=True)
+        with distributed.undistributed():
+            getattr(self.model, "model", self.model).save(tmp, overwrite=True)
         os.replace(tmp, self.path)
 
 
@@ -149,9 +151,12 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         self._at_epoch_end, self.step_offset = False, 0
 
     def _save_model(self):
+        if not distributed.is_chief():  # every process restores from the backup; process 0 writes it
+            return
         os.makedirs(self.backup_dir, exist_ok=True)
         tmp_weights = f"{self._weights_path}.tmp.weights.h5"
-        self.model.save_weights(tmp_weights, overwrite=True)
+        with distributed.undistributed():
+            self.model.save_weights(tmp_weights, overwrite=True)
         os.replace(tmp_weights, self._weights_path)
         tmp_meta = f"{self._training_metadata_path}.tmp"
         done = 0 if self._at_epoch_end else self.step_offset + self._last_batch_seen + 1
@@ -296,19 +301,24 @@ def standard(cfg: TrainConfig, global_batch: int, resumed: bool,
     ]
     if cfg.ema:
         callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
+    callbacks += [*epoch_metrics]
+    if not distributed.is_chief():  # process 0 of a job writes the run directory
+        return callbacks + _early_stopping(cfg)
     callbacks += [
-        *epoch_metrics,
         best,
         AtomicCheckpoint(rundir.run_file(out, "last")),
         HistoryCSV(rundir.run_file(out, "history"), append=True, validation=validation),
     ]
     if _has_tensorboard():  # Keras' TensorBoard writer needs tf.summary and the tensorboard package
         callbacks.append(keras.callbacks.TensorBoard(rundir.run_file(out, "tensorboard"), write_graph=False))
-    if cfg.early_stopping:
-        callbacks.append(
-            keras.callbacks.EarlyStopping(monitor=cfg.monitor, patience=cfg.early_stopping, restore_best_weights=False)
-        )
-    return callbacks
+    return callbacks + _early_stopping(cfg)
+
+
+def _early_stopping(cfg: TrainConfig) -> list[keras.callbacks.Callback]:
+    # Validation figures are the job's (global batches), so every process stops at the same epoch.
+    if not cfg.early_stopping:
+        return []
+    return [keras.callbacks.EarlyStopping(monitor=cfg.monitor, patience=cfg.early_stopping, restore_best_weights=False)]
 
 
 def _has_tensorboard() -> bool:

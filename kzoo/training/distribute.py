@@ -37,10 +37,39 @@ def setup(mode: str | None) -> tuple[ContextManager, int]:
         if backend != "jax":
             raise KzooError(f"--distribute data-parallel needs KERAS_BACKEND=jax (now {backend}); "
                             "use --distribute mirrored under TensorFlow")
-        devices = keras.distribution.list_devices()
-        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
+        devices = keras.distribution.list_devices()  # every process's devices in a multi-process job
+        # kzoo's pipeline shards the data itself (kzoo.data.pipeline.keep_shard), before decoding
+        # and augmenting, where Keras' auto-sharding would prepare every image on every process.
+        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices,
+                                                                            auto_shard_dataset=False))
         return contextlib.nullcontext(), len(devices)
     raise KzooError(f"--distribute {mode!r} is not supported: choose mirrored or data-parallel")
+
+
+def log_scaling(cfg, replicas: int) -> None:
+    """Say once (process 0) what data parallelism does to the batch and the learning rate."""
+    from kzoo import distributed
+
+    if replicas > 1:
+        processes = distributed.process_count()
+        log.info("%d replicas%s: global batch %d (%d per replica); learning rate %g x %d = %g (linear scaling)",
+                 replicas, f" in {processes} processes" if processes > 1 else "", cfg.batch_size * replicas,
+                 cfg.batch_size, cfg.lr, replicas, cfg.lr * replicas)
+
+
+def check_processes(cfg) -> None:
+    """Settle `cfg` for a multi-process job: data-parallel over every process's devices."""
+    from kzoo import distributed
+
+    if distributed.process_count() == 1:
+        return
+    if cfg.distribute == "mirrored":
+        raise KzooError("--distribute mirrored is TensorFlow's one-machine strategy; several processes train "
+                        "data-parallel under JAX: drop --distribute")
+    if cfg.budget_minutes:
+        raise KzooError("--budget-minutes is for one process (each process's clock would stop it at another "
+                        "step): give --epochs")
+    cfg.distribute = "data-parallel"
 
 
 def cpu_device_count() -> int:

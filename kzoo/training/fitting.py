@@ -4,6 +4,7 @@ backups and resume, CSV/TensorBoard logs, time budget, lookahead). `kzoo.train` 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from typing import Any, Sequence
@@ -11,8 +12,11 @@ from typing import Any, Sequence
 import keras
 import numpy as np
 
+from kzoo import distributed
 from kzoo.training import callbacks as run_callbacks
+from kzoo.training import distribute, rundir
 from kzoo.training.config import TrainConfig
+from kzoo.training.host_memory import keep_host_memory_for_jax_cpu
 from kzoo.training.schedules import make_schedule
 
 log = logging.getLogger("kzoo.train")
@@ -29,6 +33,30 @@ def learning_rate(cfg: TrainConfig, replicas: int, steps: int) -> tuple[Any, Any
                              cfg.gamma)
     rate = float(keras.ops.convert_to_numpy(schedule(0))) if cfg.budget_minutes else schedule
     return schedule, rate
+
+
+def prepare_process() -> None:
+    """First thing `kzoo.train` and `kzoo.selfsup.pretrain` do, before JAX starts: join the job (when
+    flags or the environment say so), quiet every process but 0, settle the host's memory and devices."""
+    distributed.initialize()
+    if not distributed.is_chief():
+        logging.getLogger("kzoo").setLevel(logging.WARNING)  # process 0 reports for the job
+    keep_host_memory_for_jax_cpu()  # before JAX's first computation (the seed is one)
+    distribute.split_cpu_for_jax()
+
+
+def begin_run(cfg: TrainConfig) -> bool:
+    """Stop every process of a job unless all have the same settings, and let process 0 create or
+    check the run directory. Returns whether an interrupted run is being resumed."""
+    distribute.check_processes(cfg)
+    distributed.check_same("settings", dataclasses.asdict(cfg))
+    return distributed.on_chief(lambda: rundir.prepare(cfg), "preparing the run directory")
+
+
+def abandon_run(cfg: TrainConfig, resumed: bool) -> None:
+    """After a failure: a run that never trained leaves nothing behind to block the corrected command."""
+    if not resumed and distributed.is_chief():
+        rundir.discard_untrained(cfg.out)
 
 
 def fit_run(cfg: TrainConfig, trainer: keras.Model, model: keras.Model, train_dataset, val_dataset, steps: int,
@@ -63,7 +91,7 @@ def fit_run(cfg: TrainConfig, trainer: keras.Model, model: keras.Model, train_da
     # step for 30-45 s in about half the epochs (measured; docs/decisions.md).
     train_ds = train_dataset.repeat()
     fit = dict(validation_data=val_dataset, shuffle=False,  # the tf.data pipeline shuffles (seeded)
-               callbacks=callbacks, verbose=1 if log.isEnabledFor(logging.INFO) else 2)
+               callbacks=callbacks, verbose=0 if not distributed.is_chief() else 1 if log.isEnabledFor(logging.INFO) else 2)
     epoch, done = run_callbacks.backup_position(cfg.out) if resumed else (0, 0)
     if 0 < done < steps and epoch < cfg.epochs:
         # The backup was taken mid-epoch: finish that epoch with exactly its missing steps, so the
@@ -95,7 +123,21 @@ def fit_whitening_stem(model: keras.Model, dataset, images: int = 5000) -> None:
         seen += len(batches[-1])
         if seen >= images:
             break
-    adapt_whitening(model, np.concatenate(batches)[:images])
+    if distributed.process_count() == 1:
+        adapt_whitening(model, np.concatenate(batches)[:images])
+    else:
+        # Each process holds another shard: process 0 fits the filters on a local copy of the model
+        # (the model's own variables live on every process's devices) and shares them.
+        layers = [layer for layer in model.layers if isinstance(layer, PatchWhitening)]
+        with distributed.undistributed():
+            copy = keras.models.clone_model(model)
+            copy.set_weights(model.get_weights())
+            if distributed.is_chief():
+                adapt_whitening(copy, np.concatenate(batches)[:images])
+            fitted = [w for layer in copy.layers if isinstance(layer, PatchWhitening) for w in layer.get_weights()]
+        fitted = iter(distributed.broadcast(fitted))
+        for layer in layers:
+            layer.set_weights([next(fitted) for _ in layer.get_weights()])
     log.info("whitening filters fitted to %d training images", min(seen, images))
 
 

@@ -16,7 +16,7 @@ from kzoo.training.config import TrainConfig
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 COMMANDS = ["train", "eval", "robustness", "recipes", "sweep", "augment-grid", "models", "predict", "explain",
-            "pretrain", "probe", "export", "serve"]
+            "pretrain", "probe", "export", "serve", "launch"]
 CONFIGS = {"train": TrainConfig, "pretrain": PretrainConfig}
 
 
@@ -42,7 +42,7 @@ def test_every_flag_has_help_and_says_its_default(command):
         name = "/".join(action.option_strings) or action.dest
         assert action.help and action.help.strip(), f"kzoo {command} {name} has no help"
         takes_value = action.option_strings and action.nargs != 0 and not action.required
-        if takes_value and command in CONFIGS:
+        if takes_value and action.dest in getattr(CONFIGS.get(command), "__dataclass_fields__", {}):
             # train's and pretrain's defaults are their configs' (hidden from argparse so a recipe can
             # tell them apart).
             default = getattr(CONFIGS[command](), action.dest)
