@@ -2,7 +2,8 @@
 
 What is measured (CPU, float32):
 - kzoo's `resnet50` and `vit_small_patch16_224` (`kzoo.create_model(name)`, random init after
-  `keras.utils.set_random_seed(0)`) exported with `kzoo.export(model, path, "onnx")` (tf2onnx under
+  `keras.utils.set_random_seed(0)`, biases and normalisation gamma/beta then set to random non-zero
+  values as in a trained model, unless `--zero-affine`) exported with `kzoo.export(model, path, "onnx")` (tf2onnx under
   Keras' TensorFlow backend; input (N, 224, 224, 3) float pixels in [0, 255], normalisation in the
   graph), against timm's models of the same names exported by benchmarks/export_peer.py in its own
   venv (`torch.onnx.export`; input (N, 3, 224, 224) already normalised). Both files have a dynamic
@@ -58,7 +59,22 @@ def timed(fn, batch: int, seconds: float, min_iters: int) -> dict:
             return {"images_per_s": batch * iters / elapsed, "iters": iters, "seconds": elapsed}
 
 
-def export_kzoo(names, out: str, fresh: bool) -> tuple[dict, dict]:
+def trained_like(model) -> None:
+    """Give every bias and normalisation gamma/beta non-trivial values, as training does. Random init
+    leaves biases and betas at 0 and gammas at 1, which TensorFlow folds away before tf2onnx sees
+    them, so the file would lack ops a trained model's file has (and timm's export keeps)."""
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    for variable in model.weights:
+        leaf = variable.path.rsplit("/", 1)[-1]
+        if leaf in ("bias", "beta"):
+            variable.assign(0.1 * rng.standard_normal(variable.shape).astype("float32"))
+        elif leaf == "gamma":
+            variable.assign((1 + 0.1 * rng.standard_normal(variable.shape)).astype("float32"))
+
+
+def export_kzoo(names, out: str, fresh: bool, zero_affine: bool = False) -> tuple[dict, dict]:
     """Build each kzoo model; export it unless its file is there. Returns (models, export reports)."""
     import keras
 
@@ -69,6 +85,8 @@ def export_kzoo(names, out: str, fresh: bool) -> tuple[dict, dict]:
     for name in names:
         keras.utils.set_random_seed(0)
         models[name] = kzoo.create_model(name)
+        if not zero_affine:
+            trained_like(models[name])
         path = os.path.join(out, f"kzoo_{name}.onnx")
         if fresh or not os.path.exists(path):
             print(f"exporting kzoo {name} -> {path} ...", file=sys.stderr, flush=True)
@@ -108,6 +126,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=0, help="ORT intra-op threads (0: ORT's default)")
     p.add_argument("--peer-python", default="/tmp/lightly-peer/bin/python")
     p.add_argument("--fresh", action="store_true", help="export again even when the files exist")
+    p.add_argument("--zero-affine", action="store_true",
+                   help="keep random init's zero biases/betas and unit gammas (TensorFlow folds them away; default: "
+                        "random non-zero values, as in a trained model)")
     p.add_argument("--smoke", action="store_true", help="batch 1 and 2, 0.3 s, 1 round")
     args = p.parse_args(argv)
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")  # before Keras loads: kzoo.export's ONNX path is tf2onnx
@@ -118,7 +139,7 @@ def main(argv: list[str] | None = None) -> None:
     os.makedirs(args.out, exist_ok=True)
     started, stamp, load_before = time.time(), datetime.datetime.now(datetime.UTC), os.getloadavg()
 
-    models, reports = export_kzoo(names, args.out, args.fresh)
+    models, reports = export_kzoo(names, args.out, args.fresh, args.zero_affine)
     peer = export_peer(names, args.out, args.peer_python, args.fresh)
 
     import keras

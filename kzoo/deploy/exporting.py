@@ -215,7 +215,7 @@ def _write(model: keras.Model, path: str, fmt: str, batch: int | None, scratch: 
     spec = [keras.InputSpec(shape=(batch, *model.input_shape[1:]), dtype="float32")]
     backend = keras.backend.backend()
     if fmt == "onnx" and backend == "tensorflow":
-        from kzoo.deploy import onnx_ops
+        from kzoo.deploy import onnx_graph, onnx_ops
 
         onnx_ops.register()
     try:
@@ -231,6 +231,8 @@ def _write(model: keras.Model, path: str, fmt: str, batch: int | None, scratch: 
             else ""
         raise KzooError(f"export: Keras could not export {model.name} to {fmt} under {backend}: "
                         f"{text[:300]}{hint}") from err
+    if fmt == "onnx" and backend == "tensorflow":
+        onnx_graph.optimize(path)  # fuse what tf2onnx leaves decomposed (kzoo/deploy/onnx_graph.py)
 
 
 def _litert_via_saved_model(model: keras.Model, path: str, spec, scratch: str) -> None:
