@@ -49,7 +49,7 @@ def linear_probe(encoder_path: str, data=None, out: str | None = None, epochs: i
     if not os.path.exists(encoder_path):
         raise KzooError(f"encoder not found: {encoder_path}; expected {EXPECTED}")
     model = load_checkpoint(encoder_path)
-    encoder, kind = _feature_model(model, encoder_path)
+    encoder, kind = feature_model(model, encoder_path)
     image_size = tuple(encoder.input_shape[1:3])
     if len(image_size) != 2 or None in image_size:
         raise KzooError(f"{encoder_path} takes inputs of shape {encoder.input_shape}: expected images of a fixed "
@@ -128,7 +128,7 @@ def _check_protocol(epochs, batch_size, lr, weight_decay) -> None:
                         f"weight_decay={weight_decay!r}")
 
 
-def _feature_model(model: keras.Model, path: str) -> tuple[keras.Model, str]:
+def feature_model(model: keras.Model, path: str) -> tuple[keras.Model, str]:
     """The (batch, features) model to probe: the encoder itself, or a classifier without its head."""
     from kzoo.selfsup.simclr import SimCLR
 
