@@ -70,6 +70,8 @@ def _pretrain(cfg: PretrainConfig, entry, resumed: bool, start: float) -> TrainR
     scope, replicas = distribute.setup(cfg.distribute)
     global_batch = cfg.batch_size * replicas
     distribute.log_scaling(cfg, replicas)
+    distributed.on_chief(lambda: rundir.record_replicas(cfg.out, replicas, distributed.process_count(), resumed),
+                         "checking the run's replicas")
     common = {"image_size": image_size, "seed": cfg.seed, "data_dir": cfg.data_dir, "download": cfg.download}
     # Every step compares a full batch of pairs: the last partial batch is dropped (lightly does too).
     train = kdata.load(cfg.data, "train", batch_size=global_batch, drop_remainder=True, shard=distributed.shard(),

@@ -97,6 +97,8 @@ def _train(cfg: TrainConfig, entry, resumed: bool, start: float) -> TrainResult:
     scope, replicas = distribute.setup(cfg.distribute)
     global_batch = cfg.batch_size * replicas
     distribute.log_scaling(cfg, replicas)
+    distributed.on_chief(lambda: rundir.record_replicas(cfg.out, replicas, distributed.process_count(), resumed),
+                         "checking the run's replicas")
     pipeline_augment = cfg.augment if cfg.augment_on == "pipeline" else None
     splits = _load_splits(kdata, cfg, image_size, global_batch, replicas, pipeline_augment)
     train_data = splits["train"]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import json
 import os
 import shutil
 
@@ -33,6 +34,7 @@ FILES = {
     "confusion": "confusion.png",
     "class_names": "class_names.json",
     "encoder": "encoder.keras",  # kzoo pretrain: the backbone alone
+    "replicas": "replicas.json",  # how many replicas (devices of all processes) trained the run
 }
 
 
@@ -71,7 +73,22 @@ def prepare(cfg: TrainConfig) -> bool:
 
 # What a run writes once training has started; before that it has only config and class names.
 TRAINING_STATE = ("history", "backup", "best", "last", "encoder", "metrics")
-BEFORE_TRAINING = ("config", "class_names", "tensorboard")
+BEFORE_TRAINING = ("config", "class_names", "tensorboard", "replicas")
+
+
+def record_replicas(run_dir: str, replicas: int, processes: int, resumed: bool) -> None:
+    """Write how many replicas train the run; a resumed run must have as many (the global batch,
+    the learning-rate scaling and the steps per epoch depend on it)."""
+    path = run_file(run_dir, "replicas")
+    if resumed and os.path.exists(path):
+        with open(path) as f:
+            before = json.load(f)
+        if before["replicas"] != replicas:
+            raise KzooError(f"--out {run_dir} was trained by {before['replicas']} replica(s) in {before['processes']} "
+                            f"process(es), this run has {replicas} in {processes}: resume with the same processes and "
+                            "devices (the global batch would change), or choose another --out")
+    with open(path, "w") as f:
+        json.dump({"replicas": replicas, "processes": processes}, f)
 
 
 def has_trained(run_dir: str) -> bool:

@@ -90,6 +90,11 @@ def test_killed_process_stops_the_job_in_one_line_and_a_rerun_resumes_to_the_ful
         "process; rerun the same command" in last
     assert not os.path.exists(os.path.join(out, "metrics.json"))
 
+    # the same settings in one process (one device) would change the global batch: refused
+    alone = run_kzoo("train", *args, "--distribute", "data-parallel", env=JAX)
+    assert alone.returncode == 2 and alone.stderr.strip().splitlines()[-1].endswith(
+        "was trained by 2 replica(s) in 2 process(es), this run has 1 in 1: resume with the same processes and "
+        "devices (the global batch would change), or choose another --out")
     resumed = launch(*args, check=True)
     assert "resuming" in resumed.stderr
     _, iterations = weights(os.path.join(out, "last.keras"))
@@ -166,3 +171,21 @@ def test_pretrain_runs_as_two_processes_with_one_writer_and_the_knn_monitor(tmp_
     assert 0.0 <= metrics["knn_top1"] <= 1.0 and os.path.exists(os.path.join(out, "encoder.keras"))
     assert proc.stdout.count("vit_cifar_tiny simclr:") == 1
     assert proc.stderr.count("global batch 16 (8 per replica)") == 1
+
+
+def test_ctrl_c_reaches_every_process_and_leaves_none_behind(toy, tmp_path):
+    out = str(tmp_path / "run")
+    command = [sys.executable, "-m", "kzoo.cli", "launch", "--nproc", "2", "--grace", "5", "--", "train", "--data",
+               toy, *COMMON, "--epochs", "50", "--batch-size", "8", "--out", out]
+    env = {**os.environ, **JAX, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": REPO}
+    proc = subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and len(children := _children(proc.pid)) < 2:
+        time.sleep(0.1)
+    time.sleep(1.0)  # both processes are starting up (importing, joining): Ctrl-C may come at any point
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert stderr.strip().splitlines()[-1] == ("kzoo launch: error: interrupted: stopped every process; rerun the "
+                                               "same command to resume")
+    assert len(children) == 2 and not any(os.path.exists(f"/proc/{pid}") for pid in children.values())
