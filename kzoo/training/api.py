@@ -27,9 +27,9 @@ from kzoo.training.fitting import (
     abandon_run,
     begin_run,
     fit_run,
-    prepare_process,
     fit_whitening_stem,
     learning_rate,
+    prepare_process,
     report_image_size,
 )
 from kzoo.training.optimizers import make_optimizer
