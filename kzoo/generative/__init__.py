@@ -9,16 +9,10 @@ A FID or KID score is only comparable with another computed by the same feature 
 `FeatureExtractor`'s `name` (e.g. `fid_kzoo_resnet18_cifar`, `fid_keras_inception_v3`) says which,
 and belongs next to every reported figure.
 
-Example:
-    >>> import keras
-    >>> from kzoo.generative import GAN, build_gan_networks, to_pixels
-    >>> generator, discriminator = build_gan_networks("sngan_32", latent_dim=128)  # doctest: +SKIP
-    >>> gan = GAN(generator, discriminator, latent_dim=128, loss="hinge", ema_decay=0.999)  # doctest: +SKIP
-    >>> gan.compile(g_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.0, beta_2=0.9),
-    ...             d_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.0, beta_2=0.9))  # doctest: +SKIP
-    >>> gan.fit(train_images, epochs=10)  # doctest: +SKIP
+Training a GAN: the example in `kzoo.generative.gan` (and docs/generative.md). Scoring it:
 
-    >>> from kzoo.generative import FeatureExtractor, fid, kid
+Example:
+    >>> from kzoo.generative import FeatureExtractor, fid, to_pixels
     >>> extractor = FeatureExtractor.from_classifier("runs/c10/best.keras", name="fid_kzoo_c10")  # doctest: +SKIP
     >>> fid(real_images, to_pixels(gan.generate(10_000)), extractor)  # doctest: +SKIP
 """
