@@ -12,8 +12,8 @@ Example:
 """
 
 from kzoo.distributed.cluster import Cluster, resolve
-from kzoo.distributed.runtime import (barrier, broadcast, check_same, initialize, is_chief, leave, on_chief, process_count,
+from kzoo.distributed.runtime import (broadcast, check_same, initialize, is_chief, leave, on_chief, process_count,
                                       process_index, shard, undistributed)
 
-__all__ = ["Cluster", "barrier", "broadcast", "check_same", "initialize", "is_chief", "leave", "on_chief", "process_count",
+__all__ = ["Cluster", "broadcast", "check_same", "initialize", "is_chief", "leave", "on_chief", "process_count",
            "process_index", "resolve", "shard", "undistributed"]

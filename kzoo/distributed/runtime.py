@@ -119,14 +119,6 @@ def shard() -> tuple[int, int] | None:
     return (_cluster.process_id, _cluster.num_processes) if _cluster.is_multi_process else None
 
 
-def barrier(name: str) -> None:
-    """Wait until every process reaches the barrier `name`."""
-    if _joined:
-        from jax.experimental import multihost_utils
-
-        multihost_utils.sync_global_devices(name)
-
-
 def on_chief(fn: Callable[[], T], what: str) -> T:
     """Run `fn` on the chief only and return its JSON-serialisable result on every process; a
     KzooError it raises stops every process (the others exit 2 without repeating the line)."""
