@@ -249,6 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from kzoo.deploy import commands as deploy_commands
     from kzoo.distributed import commands as distributed_commands
+    from kzoo.generative import commands as generative_commands
     from kzoo.selfsup import commands as selfsup_commands
     from kzoo.serve import commands as serve_commands
     from kzoo.training import sweep
@@ -258,6 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     deploy_commands.add_commands(sub, _command)
     serve_commands.add_commands(sub, _command)
     distributed_commands.add_commands(sub, _command)
+    generative_commands.add_commands(sub, _command)
 
     p = _command(sub, "augment-grid", "picture of a batch before and after augmentation",
                  "Draw a grid of images from --data before and after an augmentation preset.",

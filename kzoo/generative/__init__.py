@@ -9,7 +9,8 @@ A FID or KID score is only comparable with another computed by the same feature 
 `FeatureExtractor`'s `name` (e.g. `fid_kzoo_resnet18_cifar`, `fid_keras_inception_v3`) says which,
 and belongs next to every reported figure.
 
-Training a GAN: the example in `kzoo.generative.gan` (and docs/generative.md). Scoring it:
+Training a GAN: `train_gan` (`kzoo gan train`, a kzoo run directory), or `GAN` by hand (the example
+in `kzoo.generative.gan`; docs/generative.md). Scoring it:
 
 Example:
     >>> from kzoo.generative import FeatureExtractor, fid, to_pixels
@@ -26,6 +27,8 @@ _EXPORTS = {
         "kzoo.generative.metrics",
     ),
     "GAN": "kzoo.generative.gan",
+    "train_gan": "kzoo.generative.training",
+    "sample_images": "kzoo.generative.sampling",
     **dict.fromkeys(["GAN_LOSSES", "GanLoss"], "kzoo.generative.losses"),
     **dict.fromkeys(["GAN_MODELS", "build_gan_networks", "from_pixels", "to_pixels"], "kzoo.generative.networks"),
 }
@@ -33,5 +36,6 @@ __getattr__ = lazy_getattr(__name__, _EXPORTS)
 
 __all__ = [
     "GAN", "GAN_LOSSES", "GAN_MODELS", "FeatureExtractor", "GanLoss", "build_gan_networks", "feature_statistics",
-    "fid", "frechet_distance", "from_pixels", "kernel_inception_distance", "kid", "to_pixels",
+    "fid", "frechet_distance", "from_pixels", "kernel_inception_distance", "kid", "sample_images", "to_pixels",
+    "train_gan",
 ]

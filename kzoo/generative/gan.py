@@ -167,6 +167,11 @@ class GAN(keras.Model):
         self.g_optimizer = g_optimizer
         self.d_optimizer = d_optimizer
 
+    def optimizers_by_name(self) -> dict[str, keras.optimizers.Optimizer]:
+        """{"g": generator's optimizer, "d": discriminator's}: what kzoo's callbacks log (`lr_g`,
+        `lr_d`) and what `TimeBudget` sets. A method, so saving does not walk it a second time."""
+        return {"g": self.g_optimizer, "d": self.d_optimizer}
+
     def get_compile_config(self) -> dict[str, Any] | None:
         if not self.compiled:
             return None

@@ -345,6 +345,23 @@ def _report(model: keras.Model, dataset, class_names, tta: str | None) -> dict[s
     return report
 
 
+#: How a `kzoo.generative.GAN` is named in a .keras file's config.
+GAN_CLASS = "kzoo>GAN"
+
+
+def saved_class(path: str) -> str | None:
+    """The registered class name of the model in a .keras file ("Functional", "kzoo>GAN", ...),
+    read from its config.json without building anything; None when the file does not say."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            config = json.loads(archive.read("config.json"))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return None  # load_model reports what is wrong with the file
+    return config.get("registered_name") or config.get("class_name")
+
+
 def load_checkpoint(path: str) -> keras.Model:
     """Load a `.keras` model saved by kzoo (safe mode on: no arbitrary code is run)."""
     import kzoo.layers  # noqa: F401  registers kzoo's serialisable layers
@@ -354,6 +371,9 @@ def load_checkpoint(path: str) -> keras.Model:
         raise KzooError(f"checkpoint not found: {path}")
     if not path.endswith(".keras"):
         raise KzooError(f"checkpoint {path} is not a .keras file; pass RUN/best.keras or RUN/last.keras")
+    if saved_class(path) == GAN_CLASS:
+        raise KzooError(f"{path} is a GAN checkpoint (kzoo gan train), not a classifier: make images with "
+                        f"kzoo gan sample --checkpoint {path}, or pass a classifier's .keras file here")
     try:
         return keras.saving.load_model(path, safe_mode=True)
     except Exception as err:  # corrupt zip, wrong format, unknown layer: one line, no traceback

@@ -62,7 +62,17 @@ class Throughput(keras.callbacks.Callback):
         if self._steps:
             logs["images_per_sec"] = self._steps * self.global_batch / max(self._train_seconds, 1e-9)
         logs["epoch_seconds"] = time.perf_counter() - self._start
-        logs["lr"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        logs.update({key: float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+                     for key, optimizer in _optimizers(self.model).items()})
+
+
+def _optimizers(model: keras.Model) -> dict[str, keras.optimizers.Optimizer]:
+    """The optimizers whose rates a run logs and sets, by log key: `lr`, or one per network of a
+    model with several (a GAN's `optimizers_by_name()`: `lr_g`, `lr_d`)."""
+    by_name = getattr(model, "optimizers_by_name", None)
+    if by_name is None:
+        return {"lr": model.optimizer}
+    return {f"lr_{name}": optimizer for name, optimizer in by_name().items()}
 
 
 class _BlankWhenMissing(dict):
@@ -105,7 +115,7 @@ class AtomicCheckpoint(keras.callbacks.Callback):
     def __init__(self, path: str, monitor: str | None = None):
         super().__init__()
         self.path, self.monitor = path, monitor
-        self.sign = -1.0 if monitor and monitor.endswith("loss") else 1.0
+        self.sign = -1.0 if monitor and lower_is_better(monitor) else 1.0
         self.best = -np.inf
 
     def seed(self, values) -> None:
@@ -123,6 +133,11 @@ class AtomicCheckpoint(keras.callbacks.Callback):
         with distributed.undistributed():
             getattr(self.model, "model", self.model).save(tmp, overwrite=True)
         os.replace(tmp, self.path)
+
+
+def lower_is_better(monitor: str) -> bool:
+    """Whether a smaller value of the logged figure `monitor` is the better one (losses, FID, KID)."""
+    return monitor.endswith("loss") or monitor.split("_")[-1] in ("fid", "kid")
 
 
 class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
@@ -183,7 +198,8 @@ class TimeBudget(keras.callbacks.Callback):
 
     The optimizer's learning rate must be a variable (a float), which this callback sets every
     `every` steps or `every_seconds`, whichever comes first (under JAX each set syncs the training
-    state once).
+    state once). A model with several optimizers (a GAN) takes a dict of schedules keyed as its
+    logged rates (`{"lr_g": ..., "lr_d": ...}`).
     """
 
     def __init__(self, minutes: float, schedule, total_steps: int, spent_seconds: float = 0.0, every: int = 10,
@@ -217,9 +233,12 @@ class TimeBudget(keras.callbacks.Callback):
     def _set_rate(self):
         self._last_set = time.perf_counter()
         progress = self.progress() * self.total_steps
-        rate = float(keras.ops.convert_to_numpy(self.schedule(min(progress, self.total_steps))))
+        schedules = self.schedule if isinstance(self.schedule, dict) else {"lr": self.schedule}
         _sync_jax_state(self.model)  # else the next step's cached state would overwrite the rate
-        self.model.optimizer.learning_rate.assign(rate)
+        optimizers = _optimizers(self.model)
+        for key, schedule in schedules.items():
+            rate = float(keras.ops.convert_to_numpy(schedule(min(progress, self.total_steps))))
+            optimizers[key].learning_rate.assign(rate)
 
 
 class Lookahead(keras.callbacks.Callback):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+from collections.abc import Collection
 
 from kzoo.augment.presets import PRESETS
 from kzoo.training.config import AUGMENT_ON, LOSSES, OPTIMIZERS, SCHEDULES, TrainConfig
@@ -73,10 +74,11 @@ def int_list(text: str) -> list[int]:
 
 
 def add_train_flags(parser: argparse.ArgumentParser, config: type = TrainConfig,
-                    extra_help: dict[str, str] | None = None) -> None:
+                    extra_help: dict[str, str] | None = None, exclude: Collection[str] = ()) -> None:
     """One flag per field of `config` (TrainConfig or a subclass such as PretrainConfig), so the CLI
     and the Python API cannot drift apart. Flags not given stay out of the namespace, so a
-    --recipe can tell its own settings from the person's.
+    --recipe can tell its own settings from the person's. Fields in `exclude` get no flag (a
+    GAN run has no use for --label-smoothing).
 
     Example:
         >>> p = argparse.ArgumentParser()
@@ -86,6 +88,8 @@ def add_train_flags(parser: argparse.ArgumentParser, config: type = TrainConfig,
     """
     helps = {**TRAIN_HELP, **(extra_help or {})}
     for field in dataclasses.fields(config):
+        if field.name in exclude:
+            continue
         flag = "--" + field.name.replace("_", "-")
         default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
         kwargs = {"dest": field.name, "default": argparse.SUPPRESS, "help": helps.get(field.name)}

@@ -16,9 +16,19 @@ def _pyplot():
     return plt
 
 
-def plot_curves(history: Sequence[dict[str, float]], path: str, title: str = "") -> None:
+#: plot_curves' default panels: (title, [(history key, legend label), ...]) each.
+CLASSIFIER_PANELS = (
+    ("learning rate", [("lr", "lr")]),
+    ("loss", [("loss", "train"), ("val_loss", "val")]),
+    ("top-1 accuracy", [("accuracy", "train"), ("val_accuracy", "val"), ("knn_top1", "kNN (pretraining)")]),
+)
+
+
+def plot_curves(history: Sequence[dict[str, float]], path: str, title: str = "",
+                panels: Sequence[tuple[str, Sequence[tuple[str, str]]]] = CLASSIFIER_PANELS) -> None:
     """Learning rate, train/val loss and train/val top-1 per epoch, side by side, saved to `path`
-    (a self-supervised run's kNN top-1 shares the accuracy panel).
+    (a self-supervised run's kNN top-1 shares the accuracy panel); `panels` draws other series
+    (a GAN's losses and FID). A series absent from `history` is left out.
 
     Example:
         >>> plot_curves([{"epoch": 0, "loss": 2.0, "val_loss": 1.9, "accuracy": 0.2,
@@ -26,17 +36,13 @@ def plot_curves(history: Sequence[dict[str, float]], path: str, title: str = "")
     """
     plt = _pyplot()
     epochs = [row["epoch"] + 1 for row in history]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    panels = [
-        ("learning rate", [("lr", "lr")]),
-        ("loss", [("loss", "train"), ("val_loss", "val")]),
-        ("top-1 accuracy", [("accuracy", "train"), ("val_accuracy", "val"), ("knn_top1", "kNN (pretraining)")]),
-    ]
-    for ax, (label, series) in zip(axes, panels):
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.35 * len(panels), 3.6), squeeze=False)
+    for ax, (label, series) in zip(axes[0], panels):
         for key, name in series:
-            values = [row.get(key, np.nan) for row in history]
-            if not np.all(np.isnan(values)):
-                ax.plot(epochs, values, marker="o", markersize=3, label=name)
+            # Only the epochs that have the figure: a monitor measured every N epochs gives one line.
+            points = [(epoch, row[key]) for epoch, row in zip(epochs, history) if key in row]
+            if points:
+                ax.plot(*zip(*points), marker="o", markersize=3, label=name)
         ax.set_xlabel("epoch")
         ax.set_title(label)
         ax.grid(alpha=0.3)

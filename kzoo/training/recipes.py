@@ -90,6 +90,13 @@ RECIPES: dict[str, Recipe] = {
         "for the paper's full method.",
         dict(_AIRBENCH, epochs=18, augment="augmix"),
     ),
+    "fid_kzoo_c10": Recipe(
+        "The feature network of kzoo's FID and KID (kzoo gan train --fid-extractor): airbench94's recipe "
+        "cut to 4 epochs, seed 0, no TTA, on CIFAR-10's 50,000 training images (pass --data "
+        "cifar10-jpg.tar.gz). Scores over it are named fid_kzoo_c10 and are never comparable with "
+        "published Inception FIDs; a run with any other setting is not named so (docs/generative.md).",
+        dict(_AIRBENCH, epochs=4, augment="flip_translate", seed=0, tta=None),
+    ),
     "cct_airbench": Recipe(
         "The transformer row of the 60-minute CPU race: cct_airbench (airbench94's whitened conv groups "
         "as a tokenizer of 7x7 tokens, 2 transformer blocks, sequence pooling) with airbench94's data "
