@@ -1,95 +1,244 @@
-"""What `kzoo sweep` writes: each cell's figures, sweep.md (one table per varied option) and one
-overlaid validation-curve plot per option."""
+"""What `kzoo sweep` writes: each cell's figures, sweep.md (one table per varied option, or one for a
+--grid) and overlaid per-epoch curves per option (or one set for the grid).
+
+Two kinds of report, picked by the sweep's target: "classifier" (kzoo train cells: top-1, top-5,
+images/s; validation top-1 curves) and "gan" (kzoo gan train cells: FID, KID, losses, steps/s; FID
+curves and D/G loss curves)."""
 
 from __future__ import annotations
 
 import json
 import os
 import shlex
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Callable
 
 from kzoo.training import rundir
 
 
-def cell_figures(cell_dir: str) -> dict[str, Any]:
-    history = rundir.read_history(cell_dir)
+@dataclass(frozen=True)
+class _Figure:
+    suffix: str  # file OPTION_<suffix>.png (grid_<suffix>.png for a grid)
+    what: str  # the figure's title and the markdown's alt text
+    ylabel: str
+    series: tuple[tuple[str, str], ...]  # (cell key of per-epoch values, line style), one colour per cell
+    percent: bool = False
+    optional: bool = False  # drawn only when a cell has a point (FID off: no FID figure)
+    styles: tuple[tuple[str, str], ...] = ()  # legend entries that explain the line styles
+
+
+@dataclass(frozen=True)
+class _Kind:
+    read: Callable[[list[dict], dict], dict]  # (history, metrics) -> a cell's table figures and curves
+    intro: Callable[[list[dict]], str]  # (cells) -> what the columns mean
+    columns: tuple[tuple[str, Callable[[dict], str]], ...]  # (header, cell -> text), right-aligned
+    figures: tuple[_Figure, ...]
+    note: Callable[[list[dict]], str | None] = lambda cells: None  # a line under a table
+
+
+def cell_figures(cell_dir: str, kind: str = "classifier") -> dict[str, Any]:
+    """A cell's table figures and per-epoch curves, from its history.csv and metrics.json (either
+    may be missing: a cell not run or stopped early). `kind` is "classifier" or "gan".
+
+    Example:
+        >>> cell_figures("runs/sweep/cells/baseline", "gan")["fid"]  # doctest: +SKIP
+        41.7
+    """
     metrics: dict[str, Any] = {}
     if os.path.exists(rundir.run_file(cell_dir, "metrics")):
         with open(rundir.run_file(cell_dir, "metrics")) as f:
             metrics = json.load(f)
-    wall = metrics.get("wall_time_s")
-    return {
-        "dir": cell_dir,
-        "train_top1": history[-1].get("accuracy") if history else None,
-        "test_top1": metrics.get("top1"),
-        "test_top5": metrics.get("top5"),
-        "evaluated_on": metrics.get("evaluated_on"),
-        "epochs_completed": metrics.get("epochs_completed", len(history)),
-        "images_per_sec": metrics.get("images_per_sec"),
-        "wall_minutes": wall / 60 if wall is not None else None,
-        "val_accuracy": [row.get("val_accuracy") for row in history],
-    }
+    return {"dir": cell_dir, **KINDS[kind].read(rundir.read_history(cell_dir), metrics)}
 
 
 def write_reports(out: str, report: dict) -> None:
+    """OUT/sweep.md and the curve figures of a sweep.json-shaped `report`.
+
+    Example:
+        >>> write_reports("runs/sweep", json.load(open("runs/sweep/sweep.json")))  # doctest: +SKIP
+    """
+    kind = KINDS[report.get("kind", "classifier")]
     cells = {c["slug"]: c for c in report["cells"]}
-    for flag, option in report["options"].items():
-        _plot_option(flag, option, cells, os.path.join(out, f"{flag}_curves.png"))
+    groups = _groups(report, cells)
+    drawn = {g["prefix"]: [f for f in kind.figures if _plot(f, g, os.path.join(out, f"{g['prefix']}_{f.suffix}.png"))]
+             for g in groups}
     with open(os.path.join(out, "sweep.md"), "w") as f:
-        f.write(_markdown(report, cells))
+        f.write(_markdown(report, kind, groups, drawn))
 
 
-def _pct(x: float | None) -> str:
-    return "-" if x is None else f"{x:.2%}"
+def _groups(report: dict, cells: dict[str, dict]) -> list[dict]:
+    """The tables (and figure sets): one per option, or one for a grid. Each row: the values that
+    name it and its cell."""
+    if report.get("grid"):
+        flags = list(report["options"])
+        rows = [([c["values"][flag] for flag in flags], c) for c in report["cells"]]
+        return [{"heading": "grid: " + " × ".join(flags), "prefix": "grid", "flags": flags, "headers": flags,
+                 "rows": rows, "scope": "every combination"}]
+    return [{"heading": flag, "prefix": flag, "flags": [flag], "headers": ["value"], "scope": "other options at "
+             "baseline", "rows": [([value], cells[slug]) for value, slug in zip(option["values"], option["cells"])]}
+            for flag, option in report["options"].items()]
 
 
-def _markdown(report: dict, cells: dict[str, dict]) -> str:
-    lines = ["# kzoo sweep", "", f"Baseline: `kzoo train {shlex.join(report['base_flags'])}`", "",
-             "One option varies per table; every other varied option keeps its baseline value. Train top-1: "
-             "the last epoch's training accuracy (on augmented batches); test top-1/top-5: the run's final "
-             "evaluation (metrics.json).", ""]
-    for flag, option in report["options"].items():
-        lines += [f"## {flag}", "", "| value | train top-1 | test top-1 | test top-5 | epochs completed | images/s "
-                  "| wall minutes | status |", "|---|---:|---:|---:|---:|---:|---:|---|"]
-        for value, slug in zip(option["values"], option["cells"]):
-            c = cells[slug]
+def _label(group: dict, values: list[str], cell: dict) -> str:
+    name = ", ".join(f"{flag}={value}" for flag, value in zip(group["flags"], values))
+    return name + (" (baseline)" if cell["slug"] == "baseline" else "")
+
+
+def _num(x: float | None, spec: str) -> str:
+    return "-" if x is None else format(x, spec)
+
+
+def _markdown(report: dict, kind: _Kind, groups: list[dict], drawn: dict[str, list[_Figure]]) -> str:
+    mode = ("One row per combination of the varied options' values (--grid), the baseline's first."
+            if report.get("grid") else
+            "One option varies per table; every other varied option keeps its baseline value.")
+    program = report.get("program", "kzoo train")  # sweeps from before --command ran kzoo train
+    lines = ["# kzoo sweep", "", f"Baseline: `{program} {shlex.join(report['base_flags'])}`", "",
+             f"{mode} {kind.intro(report['cells'])}", ""]
+    for group in groups:
+        headers = [*group["headers"], *(header for header, _ in kind.columns), "status"]
+        align = ["---"] * len(group["headers"]) + ["---:"] * len(kind.columns) + ["---"]
+        lines += [f"## {group['heading']}", "", _row(headers), "|" + "|".join(align) + "|"]
+        for values, c in group["rows"]:
             status = c["status"] if c["status"] != "failed" else f"failed: {c['error']}"
-            speed = "-" if c["images_per_sec"] is None else f"{c['images_per_sec']:.0f}"
-            wall = "-" if c["wall_minutes"] is None else f"{c['wall_minutes']:.2f}"
-            mark = " **(baseline)**" if value == option["baseline"] else ""
-            row = [f"{value}{mark}", _pct(c["train_top1"]), _pct(c["test_top1"]), _pct(c["test_top5"]),
-                   str(c["epochs_completed"]), speed, wall, status]
-            lines.append("| " + " | ".join(t.replace("|", "\\|") for t in row) + " |")
-        on_val = [slug for slug in option["cells"] if cells[slug]["evaluated_on"] == "val"]
-        if on_val:  # honest labels: these "test" figures come from the validation split
-            lines += ["", f"Test figures of {', '.join(on_val)} are on the validation split (no test split)."]
-        lines += ["", f"![{flag}: validation top-1 per epoch]({flag}_curves.png)", ""]
+            mark = " **(baseline)**" if c["slug"] == "baseline" else ""
+            lines.append(_row([values[0] + mark, *values[1:], *(text(c) for _, text in kind.columns), status]))
+        note = kind.note([c for _, c in group["rows"]])
+        if note:
+            lines += ["", note]
+        for figure in drawn[group["prefix"]]:
+            name = group["prefix"] if report.get("grid") else group["heading"]
+            lines += ["", f"![{name}: {figure.what}]({group['prefix']}_{figure.suffix}.png)"]
+        lines.append("")
     return "\n".join(lines)
 
 
-def _plot_option(flag: str, option: dict, cells: dict[str, dict], path: str) -> None:
+def _row(texts: list[str]) -> str:
+    return "| " + " | ".join(t.replace("|", "\\|") for t in texts) + " |"
+
+
+def _plot(figure: _Figure, group: dict, path: str) -> bool:
+    """Draw one figure of a group's cells to `path`; False (nothing written) for an optional figure
+    without data."""
+    rows = [(_label(group, values, c), c) for values, c in group["rows"]]
+    has_data = any(v is not None for _, c in rows for key, _ in figure.series for v in c.get(key) or [])
+    if figure.optional and not has_data:
+        return False
+    from matplotlib.lines import Line2D
     from matplotlib.ticker import MaxNLocator, PercentFormatter
 
     from kzoo.training.plots import _pyplot
 
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for value, slug in zip(option["values"], option["cells"]):
-        points = [(e + 1, a) for e, a in enumerate(cells[slug]["val_accuracy"]) if a is not None]
-        if points:
-            label = f"{flag}={value}" + (" (baseline)" if value == option["baseline"] else "")
-            ax.plot(*zip(*points), marker="o", markersize=5, label=label)
-    if ax.lines:
-        ax.legend(fontsize=9, loc="best")
+    handles = []
+    for label, cell in rows:
+        colour, drew = f"C{len(handles)}", False  # one colour per cell that has a curve, in table order
+        for key, style in figure.series:
+            points = [(e + 1, v) for e, v in enumerate(cell.get(key) or []) if v is not None]
+            if points:
+                ax.plot(*zip(*points), marker="o", markersize=5, linestyle=style, color=colour)
+                drew = True
+        if drew:
+            handles.append(Line2D([], [], color=colour, marker="o", markersize=5, label=label))
+    if handles:
+        styles = [Line2D([], [], color="0.3", linestyle=style, label=text) for style, text in figure.styles]
+        ax.legend(handles=handles + styles, fontsize=9, loc="best")
         ax.set_xlim(0.5, max(max(line.get_xdata()) for line in ax.lines) + 0.5)  # whole epochs, even just one
     else:  # a sweep stopped before any epoch still gets its (empty) figure
         ax.text(0.5, 0.5, "no finished epochs yet", ha="center", va="center", transform=ax.transAxes)
     ax.set_xlabel("epoch")
-    ax.set_ylabel("validation top-1 accuracy")
-    ax.set_title(f"{flag}: validation top-1 per epoch (other options at baseline)")
+    ax.set_ylabel(figure.ylabel)
+    ax.set_title(f"{' × '.join(group['flags'])}: {figure.what} ({group['scope']})")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
-    ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    if figure.percent:
+        ax.yaxis.set_major_formatter(PercentFormatter(1.0))
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+    return True
+
+
+def _wall_minutes(metrics: dict) -> float | None:
+    wall = metrics.get("wall_time_s")
+    return wall / 60 if wall is not None else None
+
+
+def _classifier_cell(history: list[dict], metrics: dict) -> dict[str, Any]:
+    return {
+        "train_top1": history[-1].get("accuracy") if history else None,
+        "test_top1": metrics.get("top1"),
+        "test_top5": metrics.get("top5"),
+        "evaluated_on": metrics.get("evaluated_on"),
+        "epochs_completed": metrics.get("epochs_completed", len(history)),
+        "images_per_sec": metrics.get("images_per_sec"),
+        "wall_minutes": _wall_minutes(metrics),
+        "val_accuracy": [row.get("val_accuracy") for row in history],
+    }
+
+
+def _on_val_note(cells: list[dict]) -> str | None:
+    on_val = [c["slug"] for c in cells if c["evaluated_on"] == "val"]
+    # Honest labels: these "test" figures come from the validation split.
+    return f"Test figures of {', '.join(on_val)} are on the validation split (no test split)." if on_val else None
+
+
+def _gan_cell(history: list[dict], metrics: dict) -> dict[str, Any]:
+    last = history[-1] if history else {}
+    return {
+        **{key: metrics.get(key) for key in ("fid", "kid", "kid_std", "best_fid", "fid_extractor", "steps_per_sec")},
+        "d_loss": last.get("d_loss"),
+        "g_loss": last.get("g_loss"),
+        "epochs_completed": metrics.get("epochs_completed", len(history)),
+        "wall_minutes": _wall_minutes(metrics),
+        **{f"{key}_per_epoch": [row.get(key) for row in history] for key in ("fid", "d_loss", "g_loss")},
+    }
+
+
+def _gan_intro(cells: list[dict]) -> str:
+    extractors = sorted({c["fid_extractor"] for c in cells if c.get("fid_extractor")})
+    scores = ("FID and KID (mean ± std): each run's last measurement (metrics.json), over the features of "
+              + ", ".join(f"`{e}`" for e in extractors) + " (metrics.json's fid_extractor; lower is better, "
+              "comparable only with scores of the same network); best FID: the lowest measured; - where FID "
+              "was off." if extractors else
+              "FID/KID: - (no cell measured them; --fid-every and --fid-extractor turn them on).")
+    return (f"{scores} Last d_loss/g_loss: the last epoch's mean discriminator and generator losses; steps/s: "
+            "generator steps (each after --d-steps discriminator steps) per second.")
+
+
+def _kid(c: dict) -> str:
+    return "-" if c["kid"] is None else f"{c['kid']:.4f} ± {_num(c['kid_std'], '.4f')}"
+
+
+def _col(header: str, key: str, spec: str) -> tuple[str, Callable[[dict], str]]:
+    """A table column showing a cell's `key` formatted by `spec` ("-" when missing)."""
+    return header, lambda c: _num(c[key], spec)
+
+
+_EPOCHS = ("epochs completed", lambda c: str(c["epochs_completed"]))
+
+KINDS = {
+    "classifier": _Kind(
+        read=_classifier_cell,
+        intro=lambda cells: ("Train top-1: the last epoch's training accuracy (on augmented batches); test "
+                             "top-1/top-5: the run's final evaluation (metrics.json)."),
+        columns=(_col("train top-1", "train_top1", ".2%"), _col("test top-1", "test_top1", ".2%"),
+                 _col("test top-5", "test_top5", ".2%"), _EPOCHS, _col("images/s", "images_per_sec", ".0f"),
+                 _col("wall minutes", "wall_minutes", ".2f")),
+        figures=(_Figure("curves", "validation top-1 per epoch", "validation top-1 accuracy",
+                         (("val_accuracy", "-"),), percent=True),),
+        note=_on_val_note),
+    "gan": _Kind(
+        read=_gan_cell,
+        intro=_gan_intro,
+        columns=(_col("FID", "fid", ".2f"), ("KID", _kid), _col("best FID", "best_fid", ".2f"),
+                 _col("last d_loss", "d_loss", ".4f"), _col("last g_loss", "g_loss", ".4f"), _EPOCHS,
+                 _col("steps/s", "steps_per_sec", ".2f"), _col("wall minutes", "wall_minutes", ".2f")),
+        figures=(_Figure("curves", "FID per epoch", "FID (lower is better)", (("fid_per_epoch", "-"),),
+                         optional=True),
+                 _Figure("losses", "D and G losses per epoch", "loss",
+                         (("d_loss_per_epoch", "-"), ("g_loss_per_epoch", "--")),
+                         styles=(("-", "D loss (solid)"), ("--", "G loss (dashed)")))),
+    ),
+}

@@ -164,8 +164,13 @@ def test_another_sweep_into_the_same_out_is_refused(tmp_path, capsys):
 FAILING_TRAIN = "import sys; sys.stderr.write('warming up\\nboom: ' + ' '.join(sys.argv[1:]) + '\\n'); sys.exit(3)"
 
 
+def failing_train(flags, target):
+    """sweep._train_command's stand-in: FAILING_TRAIN given the kzoo words (train, gan train) and flags."""
+    return [sys.executable, "-c", FAILING_TRAIN, *target.argv, *flags]
+
+
 def test_failed_cells_are_recorded_and_the_sweep_goes_on(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(sweep_mod, "_train_command", lambda flags: [sys.executable, "-c", FAILING_TRAIN, *flags])
+    monkeypatch.setattr(sweep_mod, "_train_command", failing_train)
     out = str(tmp_path / "sweep")
     code, stdout, _ = run_cli(["sweep", "--out", out, "--vary", "lr=1e-3,2e-3", "--", *BASE], capsys)
     assert code == sweep_mod.EXIT_FAILED and "0/2 cells done, 2 failed" in stdout
@@ -180,8 +185,61 @@ def test_failed_cells_are_recorded_and_the_sweep_goes_on(tmp_path, capsys, monke
 def test_cell_minutes_become_each_cells_budget(tmp_path, monkeypatch):
     if "budget_minutes" not in {f.name for f in dataclasses.fields(TrainConfig)}:
         pytest.skip("kzoo train has no --budget-minutes yet (TrainConfig.budget_minutes is being added)")
-    monkeypatch.setattr(sweep_mod, "_train_command", lambda flags: [sys.executable, "-c", FAILING_TRAIN, *flags])
+    monkeypatch.setattr(sweep_mod, "_train_command", failing_train)
     report = sweep_mod.sweep(BASE, {"lr": ["1e-3"]}, str(tmp_path / "sweep"), cell_minutes=0.5)
     assert "--budget-minutes 0.5" in report["cells"][0]["error"]
     with pytest.raises(KzooError, match="keep one"):
         sweep_mod.sweep([*BASE, "--budget-minutes", "2"], {"lr": ["1e-3"]}, str(tmp_path / "other"), cell_minutes=1)
+
+
+def fake_train_launch(command, log_stem):
+    """sweep._launch's stand-in for kzoo train: a finished two-epoch run whose accuracies follow --lr."""
+    assert command[1:4] == ["-m", "kzoo.cli", "train"], command
+    out, lr = command[command.index("--out") + 1], float(command[command.index("--lr") + 1])
+    os.makedirs(out)
+    with open(f"{out}/history.csv", "w") as f:
+        f.write(f"epoch,accuracy,val_accuracy\n0,0.3,{100 * lr}\n1,0.5,{200 * lr}\n")
+    with open(f"{out}/metrics.json", "w") as f:
+        json.dump({"top1": 200 * lr, "top5": 0.9, "evaluated_on": "test", "epochs_completed": 2,
+                   "images_per_sec": 100.0, "wall_time_s": 60.0}, f)
+    return 0, ""
+
+
+def test_grid_runs_every_combination_in_one_table(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(sweep_mod, "_launch", fake_train_launch)
+    out = str(tmp_path / "sweep")
+    argv = ["sweep", "--out", out, "--grid", "--vary", "lr=1e-3,2e-3", "--vary", "batch-size=32", "--", *BASE]
+    code, stdout, _ = run_cli(argv, capsys)
+    assert code == 0 and "4/4 cells done" in stdout
+    report = json.load(open(f"{out}/sweep.json"))
+    assert report["grid"] is True and report["command"] == "train"
+    # batch-size's baseline is the base's 16: every combination, the baseline's first.
+    assert [c["slug"] for c in report["cells"]] == ["baseline", "batch-size=32", "lr=0.002",
+                                                    "lr=0.002+batch-size=32"]
+    flags = [c["flags"] for c in report["cells"]]
+    assert [(f[f.index("--lr") + 1], f[f.index("--batch-size") + 1]) for f in flags] == [
+        ("0.001", "16"), ("0.001", "32"), ("0.002", "16"), ("0.002", "32")]
+    markdown = open(f"{out}/sweep.md").read()
+    assert markdown.count("\n## ") == 1 and "One row per combination" in markdown
+    rows = table(markdown, "grid: lr × batch-size")
+    assert [r[:2] for r in rows] == [["0.001 **(baseline)**", "16"], ["0.001", "32"], ["0.002", "16"],
+                                     ["0.002", "32"]]
+    assert rows[3][2:] == ["50.00%", "40.00%", "90.00%", "2", "100", "1.00", "done"]
+    assert "![grid: validation top-1 per epoch](grid_curves.png)" in markdown
+    assert not os.path.exists(f"{out}/lr_curves.png")
+    png = f"{out}/grid_curves.png"
+    assert colour_pixels(png, MATPLOTLIB_C0) > 10 and colour_pixels(png, MATPLOTLIB_C1) > 10
+    code, _, stderr = run_cli([a for a in argv if a != "--grid"], capsys)  # one at a time: another sweep
+    assert code == 2 and "other --grid" in stderr
+
+
+def test_a_sweep_from_before_command_and_grid_continues(tmp_path, capsys):
+    out = str(tmp_path / "sweep")
+    argv = ["sweep", "--out", out, "--budget-minutes", "0", "--vary", "lr=1e-3,2e-3", "--", *BASE]
+    assert run_cli(argv, capsys)[0] == sweep_mod.EXIT_BUDGET
+    report = json.load(open(f"{out}/sweep.json"))
+    for key in ("command", "grid", "program", "kind"):
+        del report[key]
+    json.dump(report, open(f"{out}/sweep.json", "w"))
+    assert run_cli(argv, capsys)[0] == sweep_mod.EXIT_BUDGET
+    assert "Baseline: `kzoo train " in open(f"{out}/sweep.md").read()
