@@ -79,9 +79,9 @@ def train_step(gan: GAN, state: tuple[list[Any], ...], data: Any) -> tuple[dict[
     slots.set(g_opt.variables, new_slots)
     records.append((gan.g_loss_tracker, g_loss))
 
-    if gan.ema_weights:
-        buffers.set(gan.ema_weights, gan.ema_update(buffers.get(gan.ema_weights), new_weights))
     steps = gan.optimizer.iterations  # the MultiOptimizer's own counter: fit steps
+    if gan.ema_weights:
+        buffers.set(gan.ema_weights, gan.ema_update(buffers.get(gan.ema_weights), new_weights, slots.get([steps])[0]))
     slots.set([steps], [slots.get([steps])[0] + 1])
 
     metric_vars = gan.metrics_variables

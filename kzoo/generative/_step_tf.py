@@ -59,6 +59,7 @@ def train_step(gan: GAN, data: Any) -> dict[str, Any]:
     gan.g_loss_tracker.update_state(g_loss)
 
     if gan.ema_weights:
-        _assign(gan.ema_weights, gan.ema_update(_values(gan.ema_weights), _values(g_vars)))
+        _assign(gan.ema_weights, gan.ema_update(_values(gan.ema_weights), _values(g_vars),
+                                                gan.optimizer.iterations.value))
     gan.optimizer.iterations.assign_add(1)
     return {m.name: m.result() for m in gan.metrics}

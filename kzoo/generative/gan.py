@@ -71,9 +71,9 @@ class GAN(keras.Model):
         loss: a name in `GAN_LOSSES` ("hinge" or "non_saturating").
         d_steps: discriminator updates per generator update.
         ema_decay: when set (e.g. 0.999), an exponential moving average of the generator's
-            trainable weights is kept, updated after every generator step, and used by
-            `sample` and `generate` by default. The generator's BatchNorm statistics are shared,
-            not averaged.
+            trainable weights is kept, updated after every generator step (the decay warms up:
+            `ema_update`), and used by `sample` and `generate` by default. The generator's
+            BatchNorm statistics are shared, not averaged.
         seed: seed of the training noise (a `keras.random.SeedGenerator`, saved with the model).
 
     Calling the model on noise runs the (non-EMA) generator.
@@ -229,10 +229,21 @@ class GAN(keras.Model):
         fake_logits, d_state = self.discriminator.stateless_call(d_weights, d_state, fake, training=True)
         return self.gan_loss.g_loss(fake_logits), (g_state, d_state)
 
-    def ema_update(self, ema_values: list[Any], weights: list[Any]) -> list[Any]:
-        """New EMA values from the current ones and the generator's new weights."""
-        decay = self.ema_decay
-        return [decay * e + (1.0 - decay) * ops.cast(w, e.dtype) for e, w in zip(ema_values, weights)]
+    def ema_update(self, ema_values: list[Any], weights: list[Any], step: Any) -> list[Any]:
+        """New EMA values from the current ones and the generator's new weights, after `step`
+        earlier fit steps. The decay warms up as in TensorFlow's ExponentialMovingAverage with
+        `num_updates`: min(ema_decay, (1 + n) / (10 + n)) at the n-th update. Without it a 0.999
+        average still weighs the random initial weights 0.6 after 500 steps, and a short CPU
+        run's samples (and FID) showed only that flat grey start.
+
+        Example:
+            >>> gan.ema_update([0.0], [1.0], step=0)  # first update: decay 2/11  # doctest: +SKIP
+            [0.8181818]
+        """
+        updates = ops.cast(step, "float32") + 1.0
+        decay = ops.minimum(self.ema_decay, (1.0 + updates) / (10.0 + updates))
+        return [ops.cast(decay, e.dtype) * e + ops.cast(1.0 - decay, e.dtype) * ops.cast(w, e.dtype)
+                for e, w in zip(ema_values, weights)]
 
     # ------------------------------------------------------------------------------ sampling
 

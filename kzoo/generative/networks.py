@@ -10,6 +10,9 @@ between that range and the [0, 255] float pixels of kzoo's data pipeline.
 | `sngan_32` | Miyato et al. 2018, Table 3 "standard CNN" | 7 convs + dense, all spectrally normalised |
 
 `width` scales every layer's channels (64 is the published network); tests use smaller ones.
+The 4x4 stride-2 transposed convolutions are `SubpixelConvTranspose2D`: Keras' Conv2DTranspose
+computed as a 3x3 convolution and a pixel shuffle (same weights and outputs; XLA on a CPU runs
+a transposed convolution's gradient through a slow path: kzoo/layers/upsample.py).
 
 Keras' `SpectralNormalization` divides a kernel by its spectral norm only in training-mode
 calls, and a discriminator trained by `GAN` keeps its raw kernels (see `GAN.d_objective`):
@@ -30,6 +33,7 @@ from typing import Any
 import keras
 
 from kzoo.errors import KzooError
+from kzoo.layers.upsample import SubpixelConvTranspose2D
 
 IMAGE_SHAPE = (32, 32, 3)
 
@@ -81,10 +85,10 @@ def _dcgan_32(latent_dim: int, width: int) -> tuple[keras.Model, keras.Model]:
     x = keras.layers.Reshape((4, 4, 8 * width))(x)
     x = keras.layers.ReLU()(_generator_bn("project_bn", gamma())(x))
     for i, channels in enumerate((4 * width, 2 * width)):
-        x = keras.layers.Conv2DTranspose(channels, 4, strides=2, padding="same", use_bias=False,
+        x = SubpixelConvTranspose2D(channels, 4, strides=2, padding="same", use_bias=False,
                                          kernel_initializer=init(), name=f"deconv{i + 1}")(x)
         x = keras.layers.ReLU()(_generator_bn(f"deconv{i + 1}_bn", gamma())(x))
-    x = keras.layers.Conv2DTranspose(3, 4, strides=2, padding="same", kernel_initializer=init(), name="to_rgb")(x)
+    x = SubpixelConvTranspose2D(3, 4, strides=2, padding="same", kernel_initializer=init(), name="to_rgb")(x)
     images = keras.layers.Activation("tanh", dtype="float32", name="tanh")(x)
     generator = keras.Model(noise, images, name="dcgan_32_generator")
 
@@ -113,7 +117,7 @@ def _sngan_32(latent_dim: int, width: int) -> tuple[keras.Model, keras.Model]:
     # BN + ReLU after the projection as in the authors' code (pfnet-research/sngan_projection).
     x = keras.layers.ReLU()(_generator_bn("project_bn")(x))
     for i, channels in enumerate((4 * width, 2 * width, width)):
-        x = keras.layers.Conv2DTranspose(channels, 4, strides=2, padding="same", name=f"deconv{i + 1}")(x)
+        x = SubpixelConvTranspose2D(channels, 4, strides=2, padding="same", name=f"deconv{i + 1}")(x)
         x = keras.layers.ReLU()(_generator_bn(f"deconv{i + 1}_bn")(x))
     x = keras.layers.Conv2D(3, 3, padding="same", name="to_rgb")(x)
     images = keras.layers.Activation("tanh", dtype="float32", name="tanh")(x)

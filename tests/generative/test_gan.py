@@ -206,3 +206,10 @@ def test_save_and_safe_load_round_trip(trained, tmp_path):
         np.testing.assert_allclose(loaded.generate(4, seed=1, ema=ema), gan.generate(4, seed=1, ema=ema), atol=1e-6)
     assert int(loaded.d_optimizer.iterations) == 12  # optimizer state came back too
     assert float(loaded.g_optimizer.learning_rate) == pytest.approx(1e-2)
+
+
+def test_the_ema_decay_warms_up_then_stays_at_its_setting():
+    gan = GAN(*build_gan_networks("dcgan_32", latent_dim=LATENT, width=WIDTH), latent_dim=LATENT, ema_decay=0.999)
+    for step, decay in ((0, 2 / 11), (89, 91 / 100), (20_000, 0.999)):
+        (value,) = gan.ema_update([np.zeros(3, "float32")], [np.ones(3, "float32")], step)
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(value), 1.0 - decay, rtol=1e-4)
