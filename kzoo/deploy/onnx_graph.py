@@ -20,6 +20,11 @@ check against the Keras model still follows) and is made only where the pattern 
 - zero padding before a max pool: ZeroPadding2D + MaxPooling2D after a ReLU (kzoo's form of
   torch's -inf padded pool) becomes the pool's own `pads`; ORT then keeps its blocked NCHWc layout
   through the pool instead of reordering the whole activation twice around a Pad.
+- the input normalisation of a CNN: kzoo's model takes NHWC pixels, scales and shifts them per
+  channel (Mul, Add on the last axis) and tf2onnx transposes to NCHW after that. ORT's broadcast
+  over a last axis of 3 is slow (ResNet-50, batch 1: Mul + Add 0.53 of 23.4 ms, 2% of the run);
+  the Transpose is moved before them and their constants become (1, C, 1, 1), so each broadcasts
+  over whole H x W planes (0.1 ms; bit-identical results).
 
 Nodes left without consumers are then dropped. Only ONNX's default domain is used (no ORT
 contrib ops), so the file stays loadable by any ONNX runtime.
@@ -75,6 +80,7 @@ def optimize_model(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict[str, i
         counts["layer_norm"] = fuse_layer_norms(model.graph, dims)
     counts["gelu"] = rewrite_gelu(model.graph)
     counts["maxpool_padding"] = fold_maxpool_padding(model.graph)
+    counts["channel_transpose"] = transpose_before_channel_ops(model.graph, dims)
     counts["removed_nodes"] = remove_unused(model.graph)
     return model, dict(counts)
 
@@ -463,6 +469,44 @@ def _spatial_zero_pads(ix: _Index, pad: Node, pool: Node) -> list[int] | None:
     if any(new[i] >= kernel[i % k] for i in range(2 * k)):
         return None
     return new
+
+
+ELEMENTWISE = ("Add", "Sub", "Mul", "Div")
+
+
+def transpose_before_channel_ops(graph: onnx.GraphProto, dims: dict[str, Dims]) -> int:
+    """Op(x, c) -> Transpose(perm) becomes Transpose(x, perm) -> Op(., c transposed by perm), where
+    Op is an elementwise Add/Sub/Mul/Div, c a constant that is a scalar or varies along x's last
+    axis only, and the Transpose moves that axis inwards (NHWC -> NCHW). The same values, element
+    for element; repeated until the Transpose has passed the whole chain of such ops. Returns the
+    number of ops it passed."""
+    moves = 0
+    while True:
+        ix, moved = _Index(graph), 0
+        for transpose in ix.nodes:
+            perm = next((list(helper.get_attribute_value(a)) for a in transpose.attribute if a.name == "perm"), None)
+            op = ix.producer.get(transpose.input[0]) if transpose.op_type == "Transpose" else None
+            if perm is None or transpose.domain or op is None or op.op_type not in ELEMENTWISE or op.domain \
+                    or perm[-1] == len(perm) - 1 or not ix.only_read_by(op.output[0], [transpose]):
+                continue
+            x, c = ix.split_const(op)
+            if c is None or len(dims.get(x) or ()) != len(perm) or c.ndim > len(perm) \
+                    or any(d != 1 for d in c.shape[:-1]):
+                continue
+            early = ix.fresh(f"{transpose.name}_early:0")
+            c = np.transpose(c.reshape((1,) * (len(perm) - c.ndim) + c.shape), perm)
+            inputs = [early, ix.add_initializer(f"{op.name}/channels_first", c)]
+            ix.replace(op, [])  # only the Transpose read it
+            ix.replace(transpose, [
+                helper.make_node("Transpose", [x], [early], name=ix.fresh(transpose.name), perm=perm),
+                helper.make_node(op.op_type, inputs if op.input[0] == x else inputs[::-1], list(transpose.output),
+                                 name=ix.fresh(op.name)),
+            ])
+            moved += 1
+        if not moved:
+            return moves
+        ix.rebuild()
+        moves += moved
 
 
 def remove_unused(graph: onnx.GraphProto) -> int:

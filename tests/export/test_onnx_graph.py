@@ -218,3 +218,61 @@ def test_zero_padding_after_relu_folds_into_the_max_pool():
     for model in (relu_pad_maxpool([0, 0, 1, 1, 0, 0, 1, 1], relu=False), relu_pad_maxpool([0, 1, 1, 1, 0, 0, 1, 1])):
         rewritten, counts = onnx_graph.optimize_model(model)
         assert counts["maxpool_padding"] == 0 and "Pad" in ops(rewritten)
+
+
+def nhwc_normalise_transpose(scale_shape=(3,), shift_shape=(1, 1, 1, 3), perm=(0, 3, 1, 2), extra_output=None):
+    """x * scale + shift on NHWC pixels, then Transpose (tf2onnx's form of kzoo's input normalisation)."""
+    rng = np.random.default_rng(4)
+    inits = [numpy_helper.from_array((0.01 + 0.02 * rng.random(scale_shape)).astype(np.float32), "scale"),
+             numpy_helper.from_array(rng.normal(size=shift_shape).astype(np.float32), "shift")]
+    nodes = [helper.make_node("Mul", ["x", "scale"], ["scaled"]), helper.make_node("Add", ["scaled", "shift"], ["norm"]),
+             helper.make_node("Transpose", ["norm"], ["y"], perm=list(perm))]
+    nhwc = ["N", 5, 6, 3]
+    outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, [nhwc[p] for p in perm])]
+    if extra_output:
+        outputs.append(helper.make_tensor_value_info(extra_output, TensorProto.FLOAT, nhwc))
+    graph = helper.make_graph(nodes, "normalise", [helper.make_tensor_value_info("x", TensorProto.FLOAT, nhwc)],
+                              outputs, inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 15)])
+
+
+def test_nhwc_to_nchw_transpose_moves_before_the_per_channel_normalisation():
+    x = np.random.default_rng(5).uniform(0, 255, (2, 5, 6, 3)).astype(np.float32)
+    model = nhwc_normalise_transpose()
+    want = run(model, x)
+    rewritten, counts = onnx_graph.optimize_model(model)
+    assert counts["channel_transpose"] == 2
+    assert [n.op_type for n in rewritten.graph.node] == ["Transpose", "Mul", "Add"]
+    assert rewritten.graph.node[0].input[0] == "x"  # the Transpose reads the graph input
+    values = {t.name: numpy_helper.to_array(t) for t in rewritten.graph.initializer}
+    assert [values[n.input[1]].shape for n in rewritten.graph.node[1:]] == [(1, 3, 1, 1)] * 2  # per NCHW channel
+    onnx.checker.check_model(rewritten, full_check=True)
+    np.testing.assert_array_equal(run(rewritten, x), want)  # the same products and sums, element for element
+
+
+@pytest.mark.parametrize("kwargs, order", [
+    ({"scale_shape": (1, 5, 1, 1)}, ["Mul", "Transpose", "Add"]),  # the shift moves, a per-row scale does not
+    ({"perm": (0, 2, 1, 3)}, ["Mul", "Add", "Transpose"]),  # the channels stay the last axis: nothing to gain
+    ({"extra_output": "norm"}, ["Mul", "Add", "Transpose"]),  # the NHWC result is a graph output too
+], ids=["constant_not_per_channel", "last_axis_stays", "normalised_read_elsewhere"])
+def test_transposes_that_would_not_gain_or_change_the_graph_stay(kwargs, order):
+    x = np.random.default_rng(5).uniform(0, 255, (2, 5, 6, 3)).astype(np.float32)
+    model = nhwc_normalise_transpose(**kwargs)
+    want = run(model, x)
+    rewritten, counts = onnx_graph.optimize_model(model)
+    assert counts["channel_transpose"] == 2 - order.index("Transpose")  # one per op it moved across
+    assert [n.op_type for n in rewritten.graph.node] == order
+    np.testing.assert_array_equal(run(rewritten, x), want)
+
+
+def test_exported_cnn_transposes_its_pixels_before_normalising(tmp_path):
+    model = tiny_model("resnet")
+    path = str(tmp_path / "resnet.onnx")
+    kzoo.export(model, path, "onnx")
+    exported = onnx.load(path)
+    first = exported.graph.node[:4]
+    assert [n.op_type for n in first] == ["Transpose", "Mul", "Add", "Conv"]
+    assert first[0].input[0] == exported.graph.input[0].name
+    x = np.random.default_rng(6).uniform(0, 255, (3, 32, 32, 3)).astype("float32")
+    want = np.asarray(first_output(model.predict_on_batch(x)), np.float32)
+    assert np.max(np.abs(run(exported, x) - want)) <= 1e-5 * max(1.0, float(np.max(np.abs(want))))
