@@ -64,14 +64,22 @@ def launch(command: Sequence[str], nproc: int, port: int | None = None, grace: f
         raise KzooError(f"KERAS_BACKEND={backend}: {TF_UNSUPPORTED}")
     cpus = _cpu_sets(nproc, cpus_per_process)
     address = f"127.0.0.1:{port or free_port()}"
-    children = [_start(command, i, nproc, address, backend, cpus[i] if cpus else None) for i in range(nproc)]
+    # Ctrl-C or SIGTERM while the processes start waits until all of them are known: delivered
+    # inside Popen, it would leave a started process that no one stops (a CI run hung on that).
+    stopping = {signal.SIGINT, signal.SIGTERM}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stopping)
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    children: list[subprocess.Popen] = []
     try:
+        for i in range(nproc):
+            children.append(_start(command, i, nproc, address, backend, cpus[i] if cpus else None))
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, stopping)  # a pending signal arrives here
         return _watch(children, grace)
     except KeyboardInterrupt:
         _stop(children, signal.SIGINT, grace)
         return Outcome(130, "interrupted: stopped every process; rerun the same command to resume")
     finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, stopping)
         signal.signal(signal.SIGTERM, previous)
         _stop(children, signal.SIGTERM, grace)
 
@@ -83,6 +91,7 @@ def _start(command: list[str], index: int, nproc: int, address: str, backend: st
     def prepare() -> None:  # in the child, before exec
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)  # a killed launcher takes its processes with it
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})  # blocked while starting
         if cpus:
             os.sched_setaffinity(0, cpus)
 
