@@ -178,7 +178,10 @@ def test_ctrl_c_reaches_every_process_and_leaves_none_behind(toy, tmp_path):
     command = [sys.executable, "-m", "kzoo.cli", "launch", "--nproc", "2", "--grace", "5", "--", "train", "--data",
                toy, *COMMON, "--epochs", "50", "--batch-size", "8", "--out", out]
     env = {**os.environ, **JAX, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": REPO}
-    proc = subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # As from a terminal: a shell's background job (`cmd &`, and so a CI started that way) runs with
+    # SIGINT ignored, which the launcher would inherit and rightly keep ignoring.
+    proc = subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 60
     while time.time() < deadline and len(children := _children(proc.pid)) < 2:
         time.sleep(0.1)
