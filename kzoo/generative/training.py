@@ -11,6 +11,7 @@ curves.png (D and G losses, FID/KID) and metrics.json.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -25,8 +26,7 @@ from kzoo.errors import KzooError
 from kzoo.generative.config import GanConfig
 from kzoo.training import rundir
 from kzoo.training.api import TrainResult
-from kzoo.training.fitting import abandon_run, begin_run, fit_run, prepare_process
-from kzoo.training.schedules import make_schedule
+from kzoo.training.fitting import abandon_run, begin_run, fit_run, learning_rate, prepare_process
 
 log = logging.getLogger("kzoo.generative")
 
@@ -84,10 +84,12 @@ def _train(cfg: GanConfig, resumed: bool, start: float) -> TrainResult:
     generator, discriminator = build_gan_networks(cfg.model, latent_dim=cfg.latent_dim, width=cfg.width)
     gan = GAN(generator, discriminator, latent_dim=cfg.latent_dim, loss=cfg.gan_loss, d_steps=cfg.d_steps,
               ema_decay=cfg.g_ema, seed=cfg.seed, name=f"gan_{cfg.model}")
-    schedules = {key: make_schedule(cfg.schedule, rate, cfg.epochs, steps, cfg.warmup, cfg.milestones, cfg.gamma)
-                 for key, rate in (("lr_g", cfg.lr_g), ("lr_d", cfg.lr_d))}
-    # Under --budget-minutes the rates are variables that TimeBudget sets from the clock.
-    rates = {key: float(keras.ops.convert_to_numpy(s(0))) if cfg.budget_minutes else s for key, s in schedules.items()}
+    # One (schedule, optimizer rate) per network, as kzoo.train makes them (a float under --budget-minutes,
+    # which TimeBudget then sets from the clock).
+    pairs = {key: learning_rate(dataclasses.replace(cfg, lr=rate), 1, steps)
+             for key, rate in (("lr_g", cfg.lr_g), ("lr_d", cfg.lr_d))}
+    schedules = {key: schedule for key, (schedule, _) in pairs.items()}
+    rates = {key: rate for key, (_, rate) in pairs.items()}
     gan.compile(g_optimizer=keras.optimizers.Adam(rates["lr_g"], beta_1=cfg.beta_1, beta_2=cfg.beta_2),
                 d_optimizer=keras.optimizers.Adam(rates["lr_d"], beta_1=cfg.beta_1, beta_2=cfg.beta_2),
                 jit_compile=cfg.jit_compile)
