@@ -31,9 +31,18 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from kzoo.training.api import train
 
     join(args)
-    fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    given = {k: v for k, v in vars(args).items() if k in fields}
-    result = train(**given) if given.get("recipe") else train(TrainConfig(**given))
+    from kzoo.vlm.config import check_method_flags
+
+    method = getattr(args, "method", "supervised")
+    check_method_flags(method, vars(args))
+    if method != "supervised":  # CLIP methods (kzoo.vlm): the same run directory, another model
+        from kzoo.vlm.training import train_method
+
+        result = train_method(method, vars(args))
+    else:
+        fields = {f.name for f in dataclasses.fields(TrainConfig)}
+        given = {k: v for k, v in vars(args).items() if k in fields}
+        result = train(**given) if given.get("recipe") else train(TrainConfig(**given))
     m = result.metrics
     if not m:  # a process other than 0 of a job: process 0 reports
         return 0
@@ -187,6 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.set_defaults(quiet=False, verbose=False)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    from kzoo.vlm import commands as vlm_commands
+
     p = _command(sub, "train", "train a model with model.fit and write a run directory",
                  "Train a registered model with model.fit. The run directory gets config.json, history.csv,\n"
                  "curves.png, best.keras/last.keras, confusion.png and metrics.json; rerunning the same\n"
@@ -194,6 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
                  "kzoo train --model resnet18_cifar --data my_images/ --val-split 0.1 --epochs 30 --out runs/r18",
                  _cmd_train)
     add_train_flags(p)
+    vlm_commands.add_coop_flags(p)
     add_cluster_flags(p)
 
     p = _command(sub, "eval", "top-1/top-5, per-class accuracy and confusion matrix of a checkpoint",
@@ -260,6 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve_commands.add_commands(sub, _command)
     distributed_commands.add_commands(sub, _command)
     generative_commands.add_commands(sub, _command)
+    vlm_commands.add_commands(sub, _command)
 
     p = _command(sub, "augment-grid", "picture of a batch before and after augmentation",
                  "Draw a grid of images from --data before and after an augmentation preset.",

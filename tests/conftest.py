@@ -9,7 +9,7 @@ import pathlib
 
 import pytest
 
-BACKEND_AGNOSTIC_DIRS = {"models", "layers", "augment", "explain", "losses", "weights", "core", "generative"}
+BACKEND_AGNOSTIC_DIRS = {"models", "layers", "augment", "explain", "losses", "weights", "core", "generative", "vlm"}
 SHARED_DATA = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 

@@ -231,7 +231,8 @@ def _resolve_augment(augment: Any, num_classes: int, image_size: tuple[int, int]
     return get_preset(augment, num_classes=num_classes, image_size=image_size, seed=seed)
 
 
-def _listed(source, split, val_split, seed, data_dir, download, num_classes, group_by, limit) -> Examples:
+def _listed(source, split, val_split, seed, data_dir, download, num_classes, group_by, limit,
+            shots=None) -> Examples:
     """The checked, optionally limited examples of one split (shared by `load` and `to_numpy`)."""
     check_val_split(val_split)
     _check_limit(limit)
@@ -239,7 +240,7 @@ def _listed(source, split, val_split, seed, data_dir, download, num_classes, gro
         source, split, val_split=val_split, seed=seed, data_dir=data_dir, download=download,
         num_classes=num_classes, group_by=group_by,
     )
-    return _checked(examples.limit(limit, seed), num_classes, split)
+    return _checked(examples.shots(shots, seed).limit(limit, seed), num_classes, split)
 
 
 def load(
@@ -261,6 +262,7 @@ def load(
     limit: int | None = None,
     preprocessing: Any = None,
     shard: tuple[int, int] | None = None,
+    shots: int | None = None,
 ) -> DataBundle:
     """Load one split of a data source as a batched, prefetched tf.data pipeline.
 
@@ -289,6 +291,7 @@ def load(
         shard: (process index, process count) in a multi-process job: `batch_size` is the job's
             global batch, the dataset yields this process's slice of each (same seed on every
             process, so the job sees a one-process run's batches); incomplete batches are dropped.
+        shots: keep this many seeded random images of every class (few-shot splits; `seed` picks them).
 
     Returns:
         A `DataBundle` whose `.dataset` yields `(images float32 (B, H, W, 3) in [0, 255],
@@ -300,7 +303,7 @@ def load(
         (10, ['airplane', 'automobile'])
     """
     size = _check_args(split, image_size, batch_size, num_classes)
-    examples = _listed(source, split, val_split, seed, data_dir, download, num_classes, group_by, limit)
+    examples = _listed(source, split, val_split, seed, data_dir, download, num_classes, group_by, limit, shots)
     n_classes = len(examples.class_names)
     shuffle = split == "train" if shuffle is None else bool(shuffle)
     if drop_remainder is None:

@@ -11,6 +11,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from kzoo.errors import KzooError
+
 
 @dataclass(frozen=True)
 class Examples:
@@ -69,6 +71,30 @@ class Examples:
             decoders=None if self.decoders is None else [self.decoders[i] for i in indices],
             images=None if self.images is None else self.images[indices],
         )
+
+    def shots(self, shots: int | None, seed: int) -> "Examples":
+        """`shots` seeded random examples of every class, kept in source order (few-shot splits).
+
+        Example:
+            >>> ex = Examples(["a", "b"], "arrays", labels=np.array([0, 0, 1, 1, 1]), images=np.zeros((5, 2, 2, 3), "uint8"))
+            >>> ex.shots(2, seed=0).labels.tolist()
+            [0, 0, 1, 1]
+        """
+        if shots is None:
+            return self
+        if isinstance(shots, bool) or not isinstance(shots, (int, np.integer)) or shots < 1:
+            raise KzooError(f"--shots {shots!r}: expected a positive number of images per class")
+        if self.labels is None:
+            raise KzooError(f"{self.source}: --shots needs a listed source (an image folder, archive or .npz), "
+                            "not a streamed TFDS dataset; export it to a folder first")
+        counts = np.bincount(np.asarray(self.labels, np.int64), minlength=len(self.class_names))
+        smallest = int(np.argmin(counts))
+        if shots > counts[smallest]:
+            raise KzooError(f"--shots {shots}: class {self.class_names[smallest]!r} of {self.source} has only "
+                            f"{counts[smallest]} images; use --shots {counts[smallest]} or fewer")
+        rng = np.random.default_rng(seed)
+        chosen = [rng.permutation(np.flatnonzero(self.labels == c))[:shots] for c in range(len(self.class_names))]
+        return self.take(np.sort(np.concatenate(chosen)))
 
     def limit(self, limit: int | None, seed: int) -> "Examples":
         """A seeded random subset of `limit` examples kept in source order (all classes, not

@@ -92,6 +92,7 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         output_dim: width of `proj`; `None` means the input width.
         attn_dropout: dropout on the attention probabilities.
         use_bias: biases on `qkv` (timm's `qkv_bias`); `proj` always has one.
+        causal: each token attends to itself and earlier tokens only (CLIP's text encoder).
 
     Example:
         >>> layer = MultiHeadSelfAttention(num_heads=2)
@@ -106,9 +107,11 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         output_dim: int | None = None,
         attn_dropout: float = 0.0,
         use_bias: bool = True,
+        causal: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self.causal = bool(causal)
         self.num_heads = int(num_heads)
         self.head_dim = None if head_dim is None else int(head_dim)
         self.output_dim = None if output_dim is None else int(output_dim)
@@ -126,13 +129,15 @@ class MultiHeadSelfAttention(keras.layers.Layer):
                 )
             self.head_dim = dim // self.num_heads
         inner = self.num_heads * self.head_dim
+        # Sublayers made here do not see a `trainable=False` the layer was loaded with: pass it on,
+        # or a frozen tower read back from a .keras file (a resumed run) would train again.
         self.qkv = keras.layers.Dense(
             3 * inner, use_bias=self.use_bias, kernel_initializer=_dense_init(),
-            dtype=self.dtype_policy, name="qkv",
+            dtype=self.dtype_policy, trainable=self.trainable, name="qkv",
         )
         self.proj = keras.layers.Dense(
             self.output_dim or dim, kernel_initializer=_dense_init(),
-            dtype=self.dtype_policy, name="proj",
+            dtype=self.dtype_policy, trainable=self.trainable, name="proj",
         )
         self.qkv.build(input_shape)
         self.proj.build((*input_shape[:-1], inner))
@@ -148,10 +153,10 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         dropout = bool(training) and self.attn_dropout > 0
         if not _fused_attention_on_gpu() or dropout:
             out = self._heads_first_attention(query, key, value, scale, training)
-        elif training and query.shape[1] is not None:
+        elif training and query.shape[1] is not None and not self.causal:
             out = even_length_attention(query, key, value, scale, flash_attention=True)
         else:
-            out = ops.dot_product_attention(query, key, value, scale=scale)
+            out = ops.dot_product_attention(query, key, value, scale=scale, is_causal=self.causal)
         return self.proj(ops.reshape(out, (batch, length, self.num_heads * self.head_dim)))
 
     def _heads_first_attention(self, query, key, value, scale, training):
@@ -162,7 +167,12 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         query, key, value = (ops.transpose(t, (0, 2, 1, 3)) for t in (query, key, value))
         logits = ops.matmul(query, ops.swapaxes(key, -1, -2)) * ops.cast(scale, query.dtype)
         # Softmax in float32: bfloat16 logits lose too much precision in the exponent sum.
-        probs = ops.cast(ops.softmax(ops.cast(logits, "float32"), axis=-1), value.dtype)
+        logits = ops.cast(logits, "float32")
+        if self.causal:
+            positions = ops.arange(ops.shape(logits)[-1])
+            later = ops.expand_dims(positions, 0) > ops.expand_dims(positions, 1)  # key after query
+            logits = ops.where(later, -1e9, logits)
+        probs = ops.cast(ops.softmax(logits, axis=-1), value.dtype)
         probs = self.dropout(probs, training=training)
         return ops.transpose(ops.matmul(probs, value), (0, 2, 1, 3))
 
@@ -177,6 +187,7 @@ class MultiHeadSelfAttention(keras.layers.Layer):
             "output_dim": self.output_dim,
             "attn_dropout": self.attn_dropout,
             "use_bias": self.use_bias,
+            "causal": self.causal,
         }
 
 

@@ -17,6 +17,7 @@ import keras
 from kzoo.errors import KzooError
 from kzoo.layers import (ClassToken, DropPath, MultiHeadSelfAttention, PatchWhitening, PositionEmbedding, TokenPooling,
                          TokensToGrid)
+from kzoo.layers.activations import get_activation
 from kzoo.layers.vit_layers import POOL_MODES
 from kzoo.models.common import check_num_classes, classifier, image_input
 from kzoo.models.features import feature_model, resolve_out_indices
@@ -62,6 +63,12 @@ class ViTConfig:
     # Embed patches as frozen PatchWhitening (fitted to training patches) + a learned linear map:
     # still a linear patch embedding, with decorrelated inputs from the first step.
     patch_whitening: bool = False
+    # CLIP's towers (OpenAI, OpenCLIP): a bias-free patch embedding, a LayerNorm before the blocks
+    # (timm's norm_pre), QuickGELU in the MLP of OpenAI's checkpoints, causal attention for text.
+    patch_bias: bool = True
+    pre_norm: bool = False
+    mlp_activation: str = "gelu"
+    causal: bool = False
 
     def __post_init__(self):
         size = self.image_size
@@ -188,13 +195,16 @@ def vit_from_config(
         x = PatchWhitening(c.patch_size, strides=c.patch_size, name="patch_whiten")(x)
         x = keras.layers.Conv2D(c.dim, 1, name="patch_embed")(x)
     else:
-        x = keras.layers.Conv2D(c.dim, c.patch_size, strides=c.patch_size, padding="valid", name="patch_embed")(x)
+        x = keras.layers.Conv2D(c.dim, c.patch_size, strides=c.patch_size, padding="valid", use_bias=c.patch_bias,
+                                name="patch_embed")(x)
     x = keras.layers.Reshape((c.grid[0] * c.grid[1], c.dim), name="patch_tokens")(x)
     if c.class_token:
         x = ClassToken(name="cls_token")(x)
     x = PositionEmbedding(c.grid, c.num_prefix_tokens, name="pos_embed")(x)
     if c.dropout:
         x = keras.layers.Dropout(c.dropout, name="pos_drop")(x)
+    if c.pre_norm:
+        x = keras.layers.LayerNormalization(epsilon=c.layer_norm_epsilon, name="norm_pre")(x)
 
     # Stochastic depth rises linearly from 0 to drop_path over the blocks (timm's schedule).
     rates = [c.drop_path * i / max(c.depth - 1, 1) for i in range(c.depth)]
@@ -240,7 +250,7 @@ def _block(x, c: ViTConfig, i: int, drop_path_rate: float):
     mlp_dropout = c.dropout if c.mlp_dropout is None else c.mlp_dropout
     y = keras.layers.LayerNormalization(epsilon=c.layer_norm_epsilon, name=f"{p}_norm1")(x)
     y = MultiHeadSelfAttention(
-        c.heads, c.head_dim, attn_dropout=c.attn_dropout, use_bias=c.qkv_bias, name=f"{p}_attn"
+        c.heads, c.head_dim, attn_dropout=c.attn_dropout, use_bias=c.qkv_bias, causal=c.causal, name=f"{p}_attn"
     )(y)
     if c.dropout:
         y = keras.layers.Dropout(c.dropout, name=f"{p}_proj_drop")(y)
@@ -249,7 +259,7 @@ def _block(x, c: ViTConfig, i: int, drop_path_rate: float):
     x = keras.layers.Add(name=f"{p}_add1")([x, y])
     y = keras.layers.LayerNormalization(epsilon=c.layer_norm_epsilon, name=f"{p}_norm2")(x)
     # "gelu" is Keras' exact erf GELU (approximate=False), as torch's nn.GELU().
-    y = _dense(c.mlp_dim, f"{p}_mlp_fc1", activation="gelu")(y)
+    y = _dense(c.mlp_dim, f"{p}_mlp_fc1", activation=get_activation(c.mlp_activation))(y)
     if mlp_dropout:
         y = keras.layers.Dropout(mlp_dropout, name=f"{p}_mlp_drop1")(y)
     y = _dense(c.dim, f"{p}_mlp_fc2", activation=c.mlp_output_activation)(y)

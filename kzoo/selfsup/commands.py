@@ -51,7 +51,7 @@ def add_commands(sub, command: Callable[..., argparse.ArgumentParser]) -> None:
                 "encoder.keras (the backbone alone) for kzoo probe and kzoo train --weights.",
                 "kzoo pretrain --method simclr --model resnet18_cifar --data cifar10-jpg.tar.gz --epochs 100 "
                 "--out runs/simclr", _cmd_pretrain)
-    add_train_flags(p, PretrainConfig, PRETRAIN_HELP)
+    add_train_flags(p, PretrainConfig, PRETRAIN_HELP, exclude=("shots",))  # SimCLR uses no labels
     add_cluster_flags(p)
 
     p = command(sub, "probe", "linear probe of a frozen encoder: top-1/top-5 of a linear classifier",

@@ -184,12 +184,13 @@ def _load_splits(kdata, cfg: TrainConfig, image_size, batch_size: int, replicas:
                   download=cfg.download, drop_remainder=replicas > 1 or None, preprocessing=preprocessing,
                   shard=distributed.shard())
     if cfg.val_split:
-        train = _two_classes(kdata.load(cfg.data, "train", val_split=cfg.val_split, augment=augment, **common))
+        train = _two_classes(kdata.load(cfg.data, "train", val_split=cfg.val_split, augment=augment,
+                                        shots=cfg.shots, **common))
         val = kdata.load(cfg.data, "val", val_split=cfg.val_split, **common)
         test = _optional_split(kdata, cfg.data, "test", common)
         return {"train": train, "val": val, "test": test or val, "select": "best",
                 "evaluated_on": "test" if test else "val"}
-    train = _two_classes(kdata.load(cfg.data, "train", augment=augment, **common))
+    train = _two_classes(kdata.load(cfg.data, "train", augment=augment, shots=cfg.shots, **common))
     test = _optional_split(kdata, cfg.data, "test", common)
     if test is None:
         raise KzooError(f"--data {cfg.data} has no test split to validate on; pass --val-split 0.1")

@@ -71,6 +71,7 @@ class TrainConfig:
     data_dir: str | None = None
     download: bool = False
     steps_per_epoch: int | None = None  # cap, for smoke runs
+    shots: int | None = None  # few-shot: train on this many seeded images of every class
 
     def validate(self) -> "TrainConfig":
         """Check every field; raise a one-line KzooError naming the first bad one."""
@@ -99,6 +100,7 @@ class TrainConfig:
             if sorted(self.milestones) != list(self.milestones) or min(self.milestones) < 1:
                 raise KzooError(f"--milestones must be increasing positive epochs, got {self.milestones}")
         _positive_or_none("clip-norm", self.clip_norm)
+        _positive_or_none("shots", self.shots)
         _positive_or_none("budget-minutes", self.budget_minutes)
         _positive_or_none("backup-steps", self.backup_steps)
         _positive_or_none("norm-bias-lr", self.norm_bias_lr)

@@ -43,6 +43,8 @@ TRAIN_HELP = {
     "freeze": "train only from this point: head, stage3, stage4, or a number of last blocks",
     "early_stopping": "stop after this many epochs without improvement of --monitor",
     "steps_per_epoch": "cap steps per epoch (smoke runs)",
+    "shots": "few-shot training: this many seeded random training images of every class (--seed picks "
+             "them; val/test stay whole)",
     "jit_compile": "XLA-compile the train step",
     "download": "let TFDS download and prepare the dataset (needs internet)",
     "monitor": "the logged metric that picks the best checkpoint and drives --early-stopping",

@@ -34,6 +34,7 @@ FILES = {
     "confusion": "confusion.png",
     "class_names": "class_names.json",
     "encoder": "encoder.keras",  # kzoo pretrain: the backbone alone
+    "classifier": "classifier.keras",  # kzoo train --method coop: the learned prompts folded into a fixed head
     "replicas": "replicas.json",  # how many replicas (devices of all processes) trained the run
 }
 

@@ -144,7 +144,9 @@ class Port:
             array = item.transform.apply([state[k] for k in item.keys])
             if item.resample is not None and tuple(array.shape) != tuple(item.variable.shape):
                 array = item.resample(array, tuple(item.variable.shape))
-            item.variable.assign(np.ascontiguousarray(array, dtype=np.float32).astype(item.variable.dtype))
+            # ascontiguousarray makes a 0-d array 1-d: reshape back (the shapes were checked above).
+            array = np.ascontiguousarray(array, dtype=np.float32).reshape(tuple(item.variable.shape))
+            item.variable.assign(array.astype(item.variable.dtype))
         head_in_plan = any(i.layer == HEAD for i in self.plan)
         model_has_head = layer(self.model, HEAD) is not None
         if skipped_head is not None:

@@ -14,10 +14,11 @@ from kzoo.native_log import filtered_stderr, is_noise
 from kzoo.generative.config import UNUSED_TRAIN_FIELDS, GanConfig
 from kzoo.selfsup.config import PretrainConfig
 from kzoo.training.config import TrainConfig
+from kzoo.vlm.config import CLIPTrainConfig, CoOpConfig
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 COMMANDS = ["train", "eval", "robustness", "recipes", "sweep", "augment-grid", "models", "predict", "explain",
-            "pretrain", "probe", "export", "serve", "launch", "gan train", "gan sample"]
+            "pretrain", "probe", "export", "serve", "launch", "gan train", "gan sample", "zeroshot"]
 CONFIGS = {"train": TrainConfig, "pretrain": PretrainConfig, "gan train": GanConfig}
 
 
@@ -65,8 +66,12 @@ def test_every_flag_has_help_and_says_its_default(command):
 def test_every_config_field_is_a_documented_flag(command):
     parser = _subparsers(build_parser())[command]
     dests = {a.dest: a for a in parser._actions}
-    unused = UNUSED_TRAIN_FIELDS if command == "gan train" else ()  # classifier-only: no flag on purpose
-    for field in CONFIGS[command].__dataclass_fields__:
+    # Fields with no flag on purpose: classifier-only ones for a GAN, labels-only ones for SimCLR.
+    unused = {"gan train": UNUSED_TRAIN_FIELDS, "pretrain": ("shots",)}.get(command, ())
+    fields = dict(CONFIGS[command].__dataclass_fields__)
+    if command == "train":  # --method coop / clip add their configs' fields to kzoo train
+        fields.update(CoOpConfig.__dataclass_fields__, **CLIPTrainConfig.__dataclass_fields__)
+    for field in fields:
         assert (field in unused) != (field in dests), f"kzoo {command} --{field.replace('_', '-')}"
         if field in unused:
             continue
