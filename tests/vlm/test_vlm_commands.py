@@ -72,3 +72,29 @@ def test_bad_input_is_one_line_and_exit_2(toy, tmp_path, capsys, argv, message):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0], err
     assert not os.path.exists(tmp_path / "out")
+
+
+def test_clip_trained_from_scratch_leaves_a_clip_folder_the_other_commands_take(toy):
+    root, data = toy
+    out = root / "clip"
+    assert main(["train", "--method", "clip", "--tokenizer", CLIP, "--data", data, "--epochs", "1", "--warmup", "0",
+                 "--steps-per-epoch", "2", "--batch-size", "8", "--out", str(out)]) == 0
+    metrics = json.load(open(out / "metrics.json"))
+    assert metrics["zero_shot_templates"] and not set(metrics["zero_shot_templates"]) & set(metrics["training_templates"])
+    # RUN/clip is a CLIP folder: zero-shot with the same held-out templates gives the run's figure.
+    assert main(["zeroshot", "--clip", str(out / "clip"), "--data", data, "--templates", "imagenet_unseen",
+                 "--out", str(root / "zs2")]) == 0
+    assert json.load(open(root / "zs2" / "eval-zeroshot.json"))["top1"] == pytest.approx(metrics["top1"])
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["train", "--method", "clip"], "needs --tokenizer"),
+    (["train", "--method", "clip", "--tokenizer", CLIP, "--eval-templates", "cifar"], "shares 18 template"),
+    (["train", "--method", "coop", "--clip", CLIP, "--eval-templates", "cifar"], "belongs to --method clip"),
+])
+def test_clip_training_refusals(toy, tmp_path, capsys, argv, message):
+    root, data = toy
+    assert main(argv + ["--data", data, "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+    assert not (tmp_path / "out").exists()

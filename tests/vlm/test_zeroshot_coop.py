@@ -97,3 +97,23 @@ def test_templates_need_exactly_one_slot(tmp_path):
     path.write_text("a {} of {}\n")
     with pytest.raises(KzooError, match=f"{path}: template 1"):
         resolve_templates(str(path))
+
+
+def test_class_aware_contrastive_loss():
+    from kzoo.vlm.contrastive import ClassAwareContrastiveLoss
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(4, 4)).astype("float32")
+    loss = ClassAwareContrastiveLoss()
+
+    def ce(z, targets):
+        z = z - z.max(axis=1, keepdims=True)
+        return -(targets * (z - np.log(np.exp(z).sum(axis=1, keepdims=True)))).sum(axis=1).mean()
+
+    # Distinct classes: CLIP's symmetric loss with the diagonal as the positives.
+    eye = np.eye(4, dtype="float32")
+    assert float(loss(eye, logits)) == pytest.approx(0.5 * (ce(logits, eye) + ce(logits.T, eye)), rel=1e-5)
+    # Classes [0, 0, 1, 2]: rows 0 and 1 spread their target over both captions of class 0.
+    y = np.eye(3, dtype="float32")[[0, 0, 1, 2]]
+    targets = np.array([[.5, .5, 0, 0], [.5, .5, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]], "float32")
+    assert float(loss(y, logits)) == pytest.approx(0.5 * (ce(logits, targets) + ce(logits.T, targets)), rel=1e-5)
