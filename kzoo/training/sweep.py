@@ -1,11 +1,13 @@
-"""`kzoo sweep`: studies (hyperparameters, augmentation, transfer, GAN learning rates) around a
-baseline `kzoo train` or `kzoo gan train` run: one option at a time (a table and curves per varied
-option) or, with --grid, every combination of the varied options' values (one table).
+"""`kzoo sweep`: studies (hyperparameters, augmentation, transfer, GAN learning rates, CoOp shots)
+around a baseline `kzoo train`, `kzoo gan train` or `kzoo train --method coop` run: one option at a
+time (a table and curves per varied option) or, with --grid, every combination of the varied
+options' values (one table, and with seed among them a table of mean ± std over the seeds).
 
-Every cell is a `kzoo train` (or `kzoo gan train`, --command gan-train) subprocess (its TensorFlow
-memory dies with it) writing OUT/cells/<slug>. A cell with metrics.json is finished and never rerun,
-and an unfinished one is relaunched into the same directory (the run resumes), so rerunning the same
-command continues an interrupted or budget-limited sweep. OUT/sweep.json records the command, the
+Every cell is a `kzoo train` (or `kzoo gan train`, --command gan-train; `kzoo train --method coop`,
+--command coop) subprocess (its TensorFlow memory dies with it) writing OUT/cells/<slug>. A cell with
+metrics.json is finished and never rerun, and an unfinished one is relaunched into the same
+directory (the run resumes), so rerunning the same command continues an interrupted or
+budget-limited sweep. OUT/sweep.json records the command, the
 base flags and the options; another sweep is refused there, so results never mix.
 """
 
@@ -30,7 +32,7 @@ from kzoo.errors import KzooError
 from kzoo.training import rundir
 from kzoo.training.config import TrainConfig
 from kzoo.training.flags import add_train_flags
-from kzoo.training.sweep_report import cell_figures, write_reports
+from kzoo.training.sweep_report import cell_figures, seed_summary, write_reports
 
 log = logging.getLogger("kzoo.sweep")
 
@@ -74,16 +76,27 @@ def _gan_target() -> Target:
     return Target("gan-train", ("gan", "train"), GanConfig, tuple(UNUSED_TRAIN_FIELDS), GAN_HELP, "gan")
 
 
-_TARGETS = {"train": lambda: Target("train", ("train",), TrainConfig), "gan-train": _gan_target}
+def _coop_target() -> Target:
+    # Imported here for the same reason: kzoo.vlm.config imports kzoo.training.config. --method is in
+    # the command words; --model is the CLIP's (--clip), so neither is a flag to vary.
+    from kzoo.vlm.config import COOP_HELP, CoOpConfig
+
+    return Target("coop", ("train", "--method", "coop"), CoOpConfig, ("method", "model"), COOP_HELP)
+
+
+_TARGETS = {"train": lambda: Target("train", ("train",), TrainConfig), "gan-train": _gan_target,
+            "coop": _coop_target}
 COMMANDS = tuple(_TARGETS)
 
 
 def get_target(command: str) -> Target:
-    """The `Target` of a --command value (train or gan-train).
+    """The `Target` of a --command value (train, gan-train or coop).
 
     Example:
         >>> get_target("train").program
         'kzoo train'
+        >>> get_target("coop").program, get_target("coop").config.__name__
+        ('kzoo train --method coop', 'CoOpConfig')
     """
     if command not in _TARGETS:
         raise KzooError(f"--command {command!r}: choose one of {', '.join(COMMANDS)}")
@@ -92,14 +105,17 @@ def get_target(command: str) -> Target:
 
 def sweep(base: list[str], vary: dict[str, list[str]], out: str, budget_minutes: float | None = None,
           cell_minutes: float | None = None, command: str = "train", grid: bool = False) -> dict:
-    """Run `kzoo train` (or `kzoo gan train`, command="gan-train") once per cell around the
-    baseline `base`: one varied option at a time, or every combination of their values (grid).
+    """Run `kzoo train` (or `kzoo gan train`, command="gan-train"; `kzoo train --method coop`,
+    command="coop") once per cell around the baseline `base`: one varied option at a time, or every
+    combination of their values (grid).
 
     `base` holds the command's flags; `vary` maps an option (a flag name, without dashes) to its
     values. The baseline value of an option is the one in `base`, else its first value; identical
     cells (the baseline) run once. Writes OUT/sweep.md, OUT/sweep.json and the curves
     (OUT/<option>_curves.png, for GANs also <option>_losses.png; grid_*.png for a grid) and returns
-    what sweep.json holds.
+    what sweep.json holds. A grid that varies seed also gets sweep.json's "seed_summary": per
+    combination of the other options, the mean, sample std (n - 1), n and per-seed values of the
+    main figures (test top-1 and top-5; FID for GANs), and a table of them in sweep.md.
 
     Example:
         >>> report = sweep(["--model", "resnet18_cifar", "--epochs", "3"],
@@ -136,6 +152,9 @@ def sweep(base: list[str], vary: dict[str, list[str]], out: str, budget_minutes:
         else:
             _run_cell(cell, cell_dir, os.path.join(out, "logs", cell["slug"]), name, target)
         cell.update(cell_figures(cell_dir, target.report))
+        summary = seed_summary(report)  # None unless seed is varied in a --grid: sweep.json keeps its shape
+        if summary is not None:
+            report["seed_summary"] = summary
         _write_json(out, report)
     write_reports(out, report)
     return report
@@ -156,7 +175,7 @@ def plan(base: list[str], vary: dict[str, list[str]], cell_minutes: float | None
          grid: bool = False) -> tuple[dict[str, dict], list[dict], dict[str, Any]]:
     """Options (flag name -> field, baseline, values, and without `grid` their cell slugs), the
     cells to run (the baseline first) and the options the base flags set, all checked before
-    anything runs. `command` is the --command (train or gan-train); `grid` runs every combination.
+    anything runs. `command` is the --command (train, gan-train or coop); `grid` runs every combination.
 
     Example:
         >>> options, cells, _ = plan(["--lr", "1e-3"], {"lr": ["1e-2", "1e-3"]})
@@ -427,23 +446,27 @@ def add_parser(subparsers, parents: list[argparse.ArgumentParser] | None = None)
         'gan-train'
     """
     p = subparsers.add_parser(
-        "sweep", help="vary kzoo train or kzoo gan train options around a baseline (one at a time, or a grid)",
+        "sweep", help="vary kzoo train, kzoo gan train or CoOp options around a baseline (one at a time, or a grid)",
         formatter_class=argparse.RawDescriptionHelpFormatter, parents=parents or [],
-        description="Run kzoo train (or kzoo gan train, --command gan-train) once per cell: each --vary option\n"
-                    "takes each of its values while every other varied option stays at its baseline (its value\n"
-                    "in the base flags, else its first value); the shared baseline runs once. With --grid, every\n"
-                    "combination of the values runs instead (one table). Rerun the same command to continue.",
+        description="Run kzoo train (or kzoo gan train, --command gan-train; kzoo train --method coop, --command\n"
+                    "coop) once per cell: each --vary option takes each of its values while every other varied\n"
+                    "option stays at its baseline (its value in the base flags, else its first value); the shared\n"
+                    "baseline runs once. With --grid, every combination of the values runs instead (one table;\n"
+                    "with --vary seed=..., also mean ± std over the seeds). Rerun the same command to continue.",
         epilog="example:\n  kzoo sweep --out runs/sweep --vary lr=1e-2,1e-3,1e-4 --vary batch-size=32,64 \\\n"
                "      --budget-minutes 120 -- --model resnet18_cifar --epochs 3\n"
                "  kzoo sweep --out runs/gan-lr --command gan-train --grid --vary lr-g=1e-4,2e-4,4e-4 \\\n"
                "      --vary lr-d=1e-4,2e-4 -- --model dcgan_32 --epochs 20 --fid-every 5 \\\n"
-               "      --fid-extractor runs/fid_c10/best.keras\n\n"
+               "      --fid-extractor runs/fid_c10/best.keras\n"
+               "  kzoo sweep --out runs/coop-shots --command coop --grid --vary shots=1,2,4,8,16 \\\n"
+               "      --vary seed=0,1,2 -- --clip ~/clip-vit-base-patch32 --data my_images/\n\n"
                "exit status: 0 all cells done, 1 a cell failed, 2 a usage mistake, 3 cells left for the budget")
     p.add_argument("--out", required=True,
                    help="sweep directory: sweep.md, sweep.json, *_curves.png (*_losses.png), cells/, logs/")
     # dest: `command` is the kzoo subcommand's own name (error messages say "kzoo sweep: ...").
     p.add_argument("--command", dest="target_command", choices=COMMANDS, default="train",
-                   help="what each cell runs: train (kzoo train) or gan-train (kzoo gan train) (default: train)")
+                   help="what each cell runs: train (kzoo train), gan-train (kzoo gan train) or coop (kzoo train "
+                        "--method coop) (default: train)")
     p.add_argument("--vary", action="append", default=[], metavar="OPTION=V1,V2,...",
                    help="an option of --command and its values (repeatable); true/false for on/off flags, none "
                         "to leave an optional flag out; separate values with ; when they hold commas")
@@ -454,7 +477,8 @@ def add_parser(subparsers, parents: list[argparse.ArgumentParser] | None = None)
                    help="wall clock for the whole sweep: no cell starts after it (0: list the cells only)")
     p.add_argument("--cell-minutes", type=float, default=None, help="passed to each cell as --budget-minutes")
     p.add_argument("base", nargs="*", metavar="-- TRAIN_FLAGS",
-                   help="the baseline's kzoo train (or kzoo gan train) flags, after --")
+                   help="the baseline's kzoo train (or kzoo gan train) flags, after --; --command coop: kzoo train "
+                        "--method coop's, without --method")
     p.set_defaults(func=_cmd_sweep)
     return p
 

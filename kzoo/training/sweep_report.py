@@ -1,15 +1,18 @@
 """What `kzoo sweep` writes: each cell's figures, sweep.md (one table per varied option, or one for a
---grid) and overlaid per-epoch curves per option (or one set for the grid).
+--grid) and overlaid per-epoch curves per option (or one set for the grid). A grid that varies seed
+also gets a table of mean ± std over the seeds (`seed_summary`).
 
-Two kinds of report, picked by the sweep's target: "classifier" (kzoo train cells: top-1, top-5,
-images/s; validation top-1 curves) and "gan" (kzoo gan train cells: FID, KID, losses, steps/s; FID
-curves and D/G loss curves)."""
+Two kinds of report, picked by the sweep's target: "classifier" (kzoo train and CoOp cells: top-1,
+top-5, images/s; validation top-1 curves) and "gan" (kzoo gan train cells: FID, KID, losses,
+steps/s; FID curves and D/G loss curves)."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shlex
+import statistics
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -34,6 +37,8 @@ class _Kind:
     columns: tuple[tuple[str, Callable[[dict], str]], ...]  # (header, cell -> text), right-aligned
     figures: tuple[_Figure, ...]
     note: Callable[[list[dict]], str | None] = lambda cells: None  # a line under a table
+    # (sweep.json name, cell key, header, format) of the figures averaged over seeds, the first also per seed
+    seed_metrics: tuple[tuple[str, str, str, str], ...] = ()
 
 
 def cell_figures(cell_dir: str, kind: str = "classifier") -> dict[str, Any]:
@@ -64,6 +69,66 @@ def write_reports(out: str, report: dict) -> None:
              for g in groups}
     with open(os.path.join(out, "sweep.md"), "w") as f:
         f.write(_markdown(report, kind, groups, drawn))
+
+
+def seed_summary(report: dict) -> dict | None:
+    """For a --grid that varies seed: per combination of the other varied options, each seed metric's
+    mean, sample standard deviation (ddof=1; None below 2 finished seeds), n (finished seeds) and
+    per-seed values (None: no result). None for any other sweep.
+
+    Example:
+        >>> cells = [{"slug": s, "values": {"seed": s}, "test_top1": v, "test_top5": None}
+        ...          for s, v in (("0", 0.70), ("1", 0.72))]
+        >>> row = seed_summary({"grid": True, "options": {"seed": {"values": ["0", "1"]}}, "cells": cells})["rows"][0]
+        >>> round(row["top1"]["mean"], 4), round(row["top1"]["std"], 4), row["top1"]["n"], row["top5"]["mean"]
+        (0.71, 0.0141, 2, None)
+    """
+    options = report["options"]
+    if not report.get("grid") or "seed" not in options:
+        return None
+    kind = KINDS[report.get("kind", "classifier")]
+    seeds, others = options["seed"]["values"], [flag for flag in options if flag != "seed"]
+    by_combo: dict[tuple, dict[str, dict]] = {}
+    for cell in report["cells"]:
+        by_combo.setdefault(tuple(cell["values"][f] for f in others), {})[cell["values"]["seed"]] = cell
+    rows = []
+    for combo in itertools.product(*(options[f]["values"] for f in others)):
+        cells = by_combo.get(combo, {})
+        row: dict[str, Any] = {"values": dict(zip(others, combo)),
+                               "cells": {seed: cells[seed]["slug"] for seed in seeds if seed in cells}}
+        for name, key, _, _ in kind.seed_metrics:
+            per_seed = {seed: cells[seed].get(key) if seed in cells else None for seed in seeds}
+            found = [v for v in per_seed.values() if v is not None]
+            row[name] = {"mean": statistics.fmean(found) if found else None,
+                         "std": statistics.stdev(found) if len(found) > 1 else None,
+                         "n": len(found), "per_seed": per_seed}
+        rows.append(row)
+    return {"seeds": seeds, "options": others, "std": "sample (ddof=1)", "rows": rows}
+
+
+def _seed_markdown(summary: dict, kind: _Kind) -> list[str]:
+    """sweep.md's table of `seed_summary`: one row per combination of the other options."""
+    seeds, others = summary["seeds"], summary["options"]
+    first, _, first_header, first_spec = kind.seed_metrics[0]
+    headers = [*(others or ["options"]), *(header for _, _, header, _ in kind.seed_metrics), "n",
+               f"{first_header} per seed ({', '.join(seeds)})"]
+    align = ["---"] * len(others or [""]) + ["---:"] * (len(kind.seed_metrics) + 2)
+    lines = [f"## seeds: mean ± std over seed={','.join(seeds)}", "",
+             (f"One row per combination of the other varied options: mean ± sample standard deviation (n - 1) "
+              f"over the seeds whose cell has the figure; n of {len(seeds)} seeds."), "",
+             _row(headers), "|" + "|".join(align) + "|"]
+    for row in summary["rows"]:
+        figures = [_mean_std(row[name], spec) for name, _, _, spec in kind.seed_metrics]
+        per_seed = ", ".join(_num(row[first]["per_seed"][seed], first_spec) for seed in seeds)
+        lines.append(_row([*(row["values"].values() if others else ["base flags"]), *figures,
+                           str(row[first]["n"]), per_seed]))
+    return [*lines, ""]
+
+
+def _mean_std(stats: dict, spec: str) -> str:
+    if stats["mean"] is None:
+        return "-"
+    return format(stats["mean"], spec) + ("" if stats["std"] is None else f" ± {format(stats['std'], spec)}")
 
 
 def _groups(report: dict, cells: dict[str, dict]) -> list[dict]:
@@ -110,6 +175,8 @@ def _markdown(report: dict, kind: _Kind, groups: list[dict], drawn: dict[str, li
             name = group["prefix"] if report.get("grid") else group["heading"]
             lines += ["", f"![{name}: {figure.what}]({group['prefix']}_{figure.suffix}.png)"]
         lines.append("")
+    if report.get("seed_summary") and kind.seed_metrics:
+        lines += _seed_markdown(report["seed_summary"], kind)
     return "\n".join(lines)
 
 
@@ -228,7 +295,8 @@ KINDS = {
                  _col("wall minutes", "wall_minutes", ".2f")),
         figures=(_Figure("curves", "validation top-1 per epoch", "validation top-1 accuracy",
                          (("val_accuracy", "-"),), percent=True),),
-        note=_on_val_note),
+        note=_on_val_note,
+        seed_metrics=(("top1", "test_top1", "test top-1", ".2%"), ("top5", "test_top5", "test top-5", ".2%"))),
     "gan": _Kind(
         read=_gan_cell,
         intro=_gan_intro,
@@ -240,5 +308,6 @@ KINDS = {
                  _Figure("losses", "D and G losses per epoch", "loss",
                          (("d_loss_per_epoch", "-"), ("g_loss_per_epoch", "--")),
                          styles=(("-", "D loss (solid)"), ("--", "G loss (dashed)")))),
+        seed_metrics=(("fid", "fid", "FID", ".2f"), ("kid", "kid", "KID", ".4f")),
     ),
 }

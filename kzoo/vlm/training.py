@@ -72,8 +72,11 @@ def _train(cfg: CoOpConfig, clip, resumed: bool, start: float) -> TrainResult:
                   metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")]
                   + ([keras.metrics.TopKCategoricalAccuracy(5, name="top5")] if train_data.num_classes > 5 else []),
                   jit_compile=cfg.jit_compile)
-    fit_run(cfg, model, model, train_data.dataset, splits["val"].dataset, steps, cfg.batch_size, resumed, start,
-            schedule)
+    # CoOp's protocol tests once, at the end: without --val-split no split is watched per epoch (the
+    # test split of a few-shot run is ~100x the training images; validating on it every epoch
+    # would cost more than the training).
+    val = splits["val"].dataset if cfg.val_split else None
+    fit_run(cfg, model, model, train_data.dataset, val, steps, cfg.batch_size, resumed, start, schedule)
     result = _finish(cfg, model, splits, train_data.class_names, 1, time.perf_counter() - start)
     classifier = coop_classifier(result.model)
     classifier.save(rundir.run_file(cfg.out, "classifier"))
