@@ -107,3 +107,30 @@ def test_weights_of_another_size_are_refused_before_anything_is_assigned(tmp_pat
     (target / "open_clip_config.json").write_text(json.dumps(cfg))
     with pytest.raises(KzooError, match="attentional_pool"):
         load_clip(str(target))
+
+
+def _fill_hf_cache(cache, repo: str, layout: str, drop=()):
+    """A Hugging Face cache holding the fixture's files as `repo` (what `hf download` leaves)."""
+    revision = "0" * 40
+    root = cache / f"models--{repo.replace('/', '--')}"
+    (root / "refs").mkdir(parents=True)
+    (root / "refs" / "main").write_text(revision)
+    shutil.copytree(FIXTURES / layout, root / "snapshots" / revision)
+    for name in drop:
+        (root / "snapshots" / revision / name).unlink()
+
+
+@pytest.mark.parametrize("layout", ["transformers", "open_clip"])
+def test_hub_ids_load_from_the_hugging_face_cache_offline(layout, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    _fill_hf_cache(tmp_path / "hf", f"org/{layout}-clip", layout)
+    checkpoint = load_clip(f"hf-hub:org/{layout}-clip")
+    assert checkpoint.layout == layout
+    ref = reference(layout)
+    np.testing.assert_allclose(_embeddings(checkpoint, ref)[2], ref["logits_per_image"], atol=TOL)
+    _fill_hf_cache(tmp_path / "hf", "org/other", layout, drop=("vocab.json", "merges.txt", "tokenizer.json"))
+    with pytest.raises(KzooError, match="no CLIP tokenizer files"):
+        load_clip("hf-hub:org/other")
+    with pytest.raises(KzooError, match="HF_HUB_OFFLINE"):
+        load_clip("hf-hub:org/missing")
