@@ -26,7 +26,7 @@ from kzoo.errors import KzooError
 from kzoo.generative.config import GanConfig
 from kzoo.training import rundir
 from kzoo.training.api import TrainResult
-from kzoo.training.fitting import abandon_run, begin_run, fit_run, learning_rate, prepare_process
+from kzoo.training.fitting import fit_run, run_in_directory, learning_rate, prepare_process
 
 log = logging.getLogger("kzoo.generative")
 
@@ -52,12 +52,7 @@ def train_gan(config: GanConfig | None = None, **overrides: Any) -> TrainResult:
     cfg.image_size = list(IMAGE_SIZE)
     if distributed.process_count() > 1:
         raise KzooError("kzoo gan train runs in one process (several processes: not built yet)")
-    resumed = begin_run(cfg)
-    try:
-        return _train(cfg, resumed, start)
-    except BaseException:
-        abandon_run(cfg, resumed)
-        raise
+    return run_in_directory(cfg, lambda resumed: _train(cfg, resumed, start))
 
 
 def _train(cfg: GanConfig, resumed: bool, start: float) -> TrainResult:

@@ -23,7 +23,7 @@ from kzoo.errors import KzooError
 from kzoo.selfsup.config import PretrainConfig
 from kzoo.training import distribute, rundir
 from kzoo.training.api import TrainResult, load_checkpoint
-from kzoo.training.fitting import (abandon_run, begin_run, fit_run, fit_whitening_stem, learning_rate,
+from kzoo.training.fitting import (fit_run, run_in_directory, fit_whitening_stem, learning_rate,
                                    prepare_process, report_image_size)
 from kzoo.training.optimizers import make_optimizer
 from kzoo.training.plots import plot_curves
@@ -50,12 +50,7 @@ def pretrain(config: PretrainConfig | None = None, **overrides: Any) -> TrainRes
     cfg = PretrainConfig(**{**(config.__dict__ if config else {}), **overrides}).validate()
     entry = get_entry(cfg.model)
     cfg.image_size = list(cfg.image_size or entry.input_shape[:2])
-    resumed = begin_run(cfg)
-    try:
-        return _pretrain(cfg, entry, resumed, start)
-    except BaseException:
-        abandon_run(cfg, resumed)
-        raise
+    return run_in_directory(cfg, lambda resumed: _pretrain(cfg, entry, resumed, start))
 
 
 def _pretrain(cfg: PretrainConfig, entry, resumed: bool, start: float) -> TrainResult:

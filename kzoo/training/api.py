@@ -24,13 +24,12 @@ from kzoo.training.evaluation import (
     predict_logits,
 )
 from kzoo.training.fitting import (
-    abandon_run,
-    begin_run,
     fit_run,
     fit_whitening_stem,
     learning_rate,
     prepare_process,
     report_image_size,
+    run_in_directory,
 )
 from kzoo.training.optimizers import make_optimizer
 from kzoo.training.plots import plot_confusion, plot_curves
@@ -74,12 +73,7 @@ def train(config: TrainConfig | None = None, **overrides: Any) -> TrainResult:
     entry = get_entry(cfg.model)  # unknown model fails before anything is written
     # config.json records the size the run uses, not "the model's default".
     cfg.image_size = list(cfg.image_size or entry.input_shape[:2])
-    resumed = begin_run(cfg)
-    try:
-        return _train(cfg, entry, resumed, start)
-    except BaseException:
-        abandon_run(cfg, resumed)
-        raise
+    return run_in_directory(cfg, lambda resumed: _train(cfg, entry, resumed, start))
 
 
 def _train(cfg: TrainConfig, entry, resumed: bool, start: float) -> TrainResult:

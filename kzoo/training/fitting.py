@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence, TypeVar
 
 import keras
 import numpy as np
@@ -19,6 +19,7 @@ from kzoo.training.config import TrainConfig
 from kzoo.training.host_memory import keep_host_memory_for_jax_cpu
 from kzoo.training.schedules import make_schedule
 
+T = TypeVar("T")
 log = logging.getLogger("kzoo.train")
 
 
@@ -51,6 +52,21 @@ def begin_run(cfg: TrainConfig) -> bool:
     distribute.check_processes(cfg)
     distributed.check_same("settings", dataclasses.asdict(cfg))
     return distributed.on_chief(lambda: rundir.prepare(cfg), "preparing the run directory")
+
+
+def run_in_directory(cfg: TrainConfig, body: Callable[[bool], T]) -> T:
+    """Create or check the run directory, then `body(resumed)`; if it fails before any training state
+    exists, the directory is removed again (`abandon_run`). Every kind of kzoo run starts here.
+
+    Example:
+        >>> run_in_directory(cfg, lambda resumed: _train(cfg, resumed))  # doctest: +SKIP
+    """
+    resumed = begin_run(cfg)
+    try:
+        return body(resumed)
+    except BaseException:
+        abandon_run(cfg, resumed)
+        raise
 
 
 def abandon_run(cfg: TrainConfig, resumed: bool) -> None:

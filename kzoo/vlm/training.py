@@ -17,7 +17,7 @@ import keras
 
 from kzoo.training import rundir
 from kzoo.training.api import TrainResult, _finish, _load_splits, _loss
-from kzoo.training.fitting import abandon_run, begin_run, fit_run, learning_rate, prepare_process
+from kzoo.training.fitting import fit_run, run_in_directory, learning_rate, prepare_process
 from kzoo.training.optimizers import make_optimizer
 from kzoo.vlm.config import CoOpConfig
 
@@ -39,12 +39,7 @@ def train_coop(config: CoOpConfig | None = None, **overrides: Any) -> TrainResul
     cfg = CoOpConfig(**{**(config.__dict__ if config else {}), **overrides}).validate()
     clip = load_clip(cfg.clip)  # a bad --clip fails before the run directory exists
     cfg.image_size = [clip.config.image_size] * 2
-    resumed = begin_run(cfg)
-    try:
-        return _train(cfg, clip, resumed, start)
-    except BaseException:
-        abandon_run(cfg, resumed)
-        raise
+    return run_in_directory(cfg, lambda resumed: _train(cfg, clip, resumed, start))
 
 
 def _train(cfg: CoOpConfig, clip, resumed: bool, start: float) -> TrainResult:
@@ -117,12 +112,7 @@ def train_clip(config=None, **overrides: Any) -> TrainResult:
     cfg = CLIPTrainConfig(**{**(config.__dict__ if config else {}), **overrides}).validate()
     clip = _starting_clip(cfg)  # a bad --clip or --tokenizer fails before the run directory exists
     cfg.image_size = [clip.config.image_size] * 2
-    resumed = begin_run(cfg)
-    try:
-        return _train_clip(cfg, clip, resumed, start)
-    except BaseException:
-        abandon_run(cfg, resumed)
-        raise
+    return run_in_directory(cfg, lambda resumed: _train_clip(cfg, clip, resumed, start))
 
 
 def _starting_clip(cfg):
@@ -168,8 +158,14 @@ def _train_clip(cfg, clip, resumed: bool, start: float) -> TrainResult:
                     jit_compile=cfg.jit_compile)
     log.info("CLIP %s: %d parameters, %d captions (%d classes x %d templates)", clip.source,
              clip.model.count_params(), n * len(templates), n, len(templates))
-    fit_run(cfg, trainer, clip.model, train_data.dataset, splits["val"].dataset, steps, cfg.batch_size, resumed,
-            start, schedule)
+    # The validation loss needs batches of mixed classes: a split stored class by class (CIFAR-10's
+    # test folders) gives batches of one class, where every caption is a positive and the loss
+    # cannot fall below log(batch). Validate on a seeded shuffle of the split instead.
+    val = kdata.load(cfg.data, splits["val"].split, image_size=tuple(cfg.image_size), batch_size=cfg.batch_size,
+                     val_split=cfg.val_split, seed=cfg.seed, data_dir=cfg.data_dir, shuffle=True,
+                     preprocessing=splits["val"].preprocessing)
+    fit_run(cfg, trainer, clip.model, train_data.dataset, val.dataset, steps, cfg.batch_size, resumed, start,
+            schedule)
     # The zero-shot test: held-out templates, every test image (no dropped partial batch).
     test = kdata.load(cfg.data, splits["test"].split, image_size=tuple(cfg.image_size), batch_size=256,
                       val_split=cfg.val_split, seed=cfg.seed, data_dir=cfg.data_dir,
