@@ -4,6 +4,7 @@ tests/fixtures/make_clip_fixtures.py), and the BPE tokenizer gives the reference
 import json
 import shutil
 
+import huggingface_hub.constants  # noqa: F401  now, before a test sets HF_HUB_OFFLINE: it reads it once
 import keras
 import numpy as np
 import pytest

@@ -10,7 +10,7 @@ import pytest
 
 from kzoo.cli import main
 from tests.training.training_helpers import make_npz
-from tests.vlm.conftest import FIXTURES
+from tests.vlm.conftest import FIXTURES  # the CLI runs tf.data: TF pass only (tests/cli)
 
 CLIP = str(FIXTURES / "transformers")
 
@@ -77,7 +77,7 @@ def test_bad_input_is_one_line_and_exit_2(toy, tmp_path, capsys, argv, message):
 def test_clip_trained_from_scratch_leaves_a_clip_folder_the_other_commands_take(toy):
     root, data = toy
     out = root / "clip"
-    assert main(["train", "--method", "clip", "--tokenizer", CLIP, "--data", data, "--epochs", "1", "--warmup", "0",
+    assert main(["train", "--method", "clip", "--tokenizer", CLIP, "--data", data, "--epochs", "1", "--warmup", "0", "--no-jit-compile",
                  "--steps-per-epoch", "2", "--batch-size", "8", "--out", str(out)]) == 0
     metrics = json.load(open(out / "metrics.json"))
     assert metrics["zero_shot_templates"] and not set(metrics["zero_shot_templates"]) & set(metrics["training_templates"])
