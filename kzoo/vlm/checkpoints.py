@@ -16,6 +16,7 @@ import os
 from dataclasses import dataclass
 
 import keras
+import numpy as np
 
 from kzoo.errors import KzooError
 from kzoo.vlm.clip import OPENAI_MEAN, OPENAI_STD, CLIPConfig, build_clip, parts
@@ -49,8 +50,8 @@ class CLIPCheckpoint:
     def text_encoder(self) -> keras.Model:
         return parts(self.model)[1]
 
-    def encode_text(self, texts) -> "keras.KerasTensor":
-        """Projected, unnormalised text features of a list of strings."""
+    def encode_text(self, texts) -> np.ndarray:
+        """Projected, unnormalised `(N, embed_dim)` text features of a list of strings."""
         return self.text_encoder.predict(self.tokenizer(texts), batch_size=256, verbose=0)
 
 
@@ -62,7 +63,7 @@ def load_clip(source: str) -> CLIPCheckpoint:
         >>> clip.model.output_shape  # doctest: +SKIP
         (None, None)
     """
-    directory = _hub_snapshot(source) if source.startswith("hf-hub:") else source
+    directory = _hub_snapshot(source) if source.startswith("hf-hub:") else os.path.expanduser(source)
     if not os.path.isdir(directory):
         raise KzooError(f"--clip {source}: not a folder; expected a CLIP checkpoint folder (config, safetensors "
                         "weights and tokenizer files) or hf-hub:owner/name")

@@ -81,7 +81,6 @@ def _train(cfg: CoOpConfig, clip, resumed: bool, start: float) -> TrainResult:
     return result
 
 
-
 def train_method(method: str, flags: dict[str, Any]) -> TrainResult:
     """`kzoo train --method coop|clip`: the method's config from the parsed flags, then its run."""
     import dataclasses
