@@ -138,9 +138,7 @@ def _train(cfg: TrainConfig, entry, resumed: bool, start: float) -> TrainResult:
         trainer.compile(
             optimizer=make_optimizer(cfg, rate, model),
             loss=_loss(cfg, train_data),
-            # Top-5 of five classes or fewer is 100% by construction: not logged.
-            metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")]
-                    + ([keras.metrics.TopKCategoricalAccuracy(5, name="top5")] if train_data.num_classes > 5 else []),
+            metrics=classifier_metrics(train_data.num_classes),
             # XLA cannot place MirroredStrategy's per-device variables (TensorFlow's known issue).
             jit_compile=cfg.jit_compile and cfg.distribute != "mirrored",
         )
@@ -150,6 +148,12 @@ def _train(cfg: TrainConfig, entry, resumed: bool, start: float) -> TrainResult:
     if not distributed.is_chief():
         return TrainResult(cfg.out, {}, model, [])
     return _finish(cfg, model, splits, train_data.class_names, replicas, time.perf_counter() - start)
+
+
+def classifier_metrics(num_classes: int) -> list[keras.metrics.Metric]:
+    """Accuracy, and top-5 above five classes (with five or fewer it is 100% by construction)."""
+    return [keras.metrics.CategoricalAccuracy(name="accuracy")] + (
+        [keras.metrics.TopKCategoricalAccuracy(5, name="top5")] if num_classes > 5 else [])
 
 
 class LogitsOnly(keras.Model):

@@ -16,7 +16,7 @@ from typing import Any
 import keras
 
 from kzoo.training import rundir
-from kzoo.training.api import TrainResult, _finish, _load_splits, _loss
+from kzoo.training.api import TrainResult, _finish, _load_splits, _loss, classifier_metrics
 from kzoo.training.fitting import fit_run, run_in_directory, learning_rate, prepare_process
 from kzoo.training.optimizers import make_optimizer
 from kzoo.vlm.config import CoOpConfig
@@ -64,8 +64,7 @@ def _train(cfg: CoOpConfig, clip, resumed: bool, start: float) -> TrainResult:
              sum(int(w.numpy().size) for w in model.trainable_weights), train_data.num_examples)
     schedule, rate = learning_rate(cfg, 1, steps)
     model.compile(optimizer=make_optimizer(cfg, rate, model), loss=_loss(cfg, train_data),
-                  metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")]
-                  + ([keras.metrics.TopKCategoricalAccuracy(5, name="top5")] if train_data.num_classes > 5 else []),
+                  metrics=classifier_metrics(train_data.num_classes),
                   jit_compile=cfg.jit_compile)
     # CoOp's protocol tests once, at the end: without --val-split no split is watched per epoch (the
     # test split of a few-shot run is ~100x the training images; validating on it every epoch
