@@ -72,7 +72,7 @@ def _flag_value(value) -> str:
 
 def _cmd_eval(args: argparse.Namespace) -> int:
     common = dict(split=args.split, out=args.out, batch_size=args.batch_size, tta=args.tta,
-                  map_classes_by_position=args.map_classes_by_position)
+                  map_classes_by_position=args.map_classes_by_position, classes=args.class_subset)
     if args.model_file:
         from kzoo.deploy.evaluation import evaluate_exported
 
@@ -226,6 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                "the checkpoint)")
     p.add_argument("--tta", default=None, help="also report test-time augmentation: flip, translate or flip,translate "
                                                "(default: none)")
+    p.add_argument("--class-subset", default=None, help="these classes of --data only, as the model was trained "
+                                                        "with kzoo train --class-subset (default: all)")
     p.add_argument("--map-classes-by-position", action="store_true",
                    help="evaluate although the data's class names differ from the checkpoint's, pairing them by "
                         "position (default: refuse)")

@@ -206,13 +206,15 @@ def _checked(examples: Examples, num_classes: int | None, split: str) -> Example
 
 def _cache_file(
     cache: str, examples: Examples, split: str, size: tuple[int, int], val_split: float | None, seed: int,
-    limit: int | None, resize: tuple | None = None,
+    limit: int | None, resize: tuple | None = None, selection: tuple = (None, None),
 ) -> str:
     # tf.data trusts a cache file by its name alone: make the name say what was cached, so one
     # --cache path serves train, val and test (and other sizes) without mixing them up.
     what = (examples.source, split, size, val_split, seed if (val_split or limit) else None, limit, examples.num_examples)
     if resize is not None:  # only then, so existing cache files keep their names
         what += (resize,)
+    if selection != (None, None):  # (classes, fraction): the same count can hold other images
+        what += (repr(selection), seed)
     digest = hashlib.sha1(repr(what).encode())
     if examples.paths is not None:
         digest.update("\0".join(examples.paths).encode())
@@ -232,7 +234,7 @@ def _resolve_augment(augment: Any, num_classes: int, image_size: tuple[int, int]
 
 
 def _listed(source, split, val_split, seed, data_dir, download, num_classes, group_by, limit,
-            shots=None) -> Examples:
+            shots=None, classes=None, fraction=None) -> Examples:
     """The checked, optionally limited examples of one split (shared by `load` and `to_numpy`)."""
     check_val_split(val_split)
     _check_limit(limit)
@@ -240,6 +242,7 @@ def _listed(source, split, val_split, seed, data_dir, download, num_classes, gro
         source, split, val_split=val_split, seed=seed, data_dir=data_dir, download=download,
         num_classes=num_classes, group_by=group_by,
     )
+    examples = examples.select_classes(classes).fraction(fraction, seed)
     return _checked(examples.shots(shots, seed).limit(limit, seed), num_classes, split)
 
 
@@ -263,6 +266,8 @@ def load(
     preprocessing: Any = None,
     shard: tuple[int, int] | None = None,
     shots: int | None = None,
+    classes: str | list | None = None,
+    fraction: float | None = None,
 ) -> DataBundle:
     """Load one split of a data source as a batched, prefetched tf.data pipeline.
 
@@ -292,6 +297,9 @@ def load(
             global batch, the dataset yields this process's slice of each (same seed on every
             process, so the job sees a one-process run's batches); incomplete batches are dropped.
         shots: keep this many seeded random images of every class (few-shot splits; `seed` picks them).
+        classes: keep these classes only, relabelled 0..k-1 in the order given: names or indices,
+            or a string such as "0-4" or "cat,dog" (`Examples.select_classes`).
+        fraction: keep a seeded, class-stratified fraction in (0, 1] of the split (set-size studies).
 
     Returns:
         A `DataBundle` whose `.dataset` yields `(images float32 (B, H, W, 3) in [0, 255],
@@ -303,7 +311,8 @@ def load(
         (10, ['airplane', 'automobile'])
     """
     size = _check_args(split, image_size, batch_size, num_classes)
-    examples = _listed(source, split, val_split, seed, data_dir, download, num_classes, group_by, limit, shots)
+    examples = _listed(source, split, val_split, seed, data_dir, download, num_classes, group_by, limit, shots,
+                       classes, fraction)
     n_classes = len(examples.class_names)
     shuffle = split == "train" if shuffle is None else bool(shuffle)
     if drop_remainder is None:
@@ -324,7 +333,7 @@ def load(
     if preprocessing is not None and not preprocessing.is_plain_resize:
         resize = (preprocessing.interpolation, float(preprocessing.crop_pct), preprocessing.crop_mode)
     if isinstance(cache, (str, os.PathLike)):
-        cache = _cache_file(os.fspath(cache), examples, split, size, val_split, seed, limit, resize)
+        cache = _cache_file(os.fspath(cache), examples, split, size, val_split, seed, limit, resize, (classes, fraction))
 
     from kzoo.data.pipeline import build
 
@@ -363,12 +372,13 @@ def to_numpy(
     download: bool = False,
     num_classes: int | None = None,
     group_by: GroupBy = "auto",
+    classes: str | list | None = None,
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """One split decoded into numpy: (uint8 images (N, H, W, 3), int64 labels (N,), class names).
 
     Same decoding and resizing as `load`, in source order (no shuffle, no augmentation), so
     `model.fit`/`evaluate` can be fed arrays under any Keras backend. `limit` keeps a seeded
-    random subset (all classes, not the first class only).
+    random subset (all classes, not the first class only); `classes` as in `load`.
 
     Example:
         >>> x, y, names = to_numpy("sample", "test", (32, 32), limit=256)  # doctest: +SKIP
@@ -376,7 +386,8 @@ def to_numpy(
         ((256, 32, 32, 3), dtype('uint8'), (256,))
     """
     size = _check_args(split, image_size, None, num_classes)
-    examples = _listed(source, split, val_split, seed, data_dir, download, num_classes, group_by, limit)
+    examples = _listed(source, split, val_split, seed, data_dir, download, num_classes, group_by, limit,
+                       classes=classes)
 
     from kzoo.data.pipeline import to_arrays
 

@@ -11,7 +11,8 @@ from kzoo.deploy.runtimes import load_exported
 
 def evaluate_exported(model_file: str, data: str | None = None, split: str = "test", out: str | None = None,
                       batch_size: int = 256, data_dir: str | None = None, tta: str | None = None,
-                      map_classes_by_position: bool = False, threads: int | None = None) -> dict[str, Any]:
+                      map_classes_by_position: bool = False, threads: int | None = None,
+                      classes: str | list | None = None) -> dict[str, Any]:
     """Evaluate an exported .onnx/.tflite file or SavedModel folder like `kzoo.evaluate` a checkpoint.
 
     The file is run by its runtime; the image preprocessing (resize, crop) and the class names come
@@ -33,5 +34,5 @@ def evaluate_exported(model_file: str, data: str | None = None, split: str = "te
     stem = os.path.basename(os.path.abspath(model_file).rstrip("/")).replace(".", "_")
     return evaluate_predictor(model, model_file, preprocessing, data, split=split, out=out,
                               batch_size=batch_size, data_dir=data_dir, tta=tta,
-                              map_classes_by_position=map_classes_by_position,
+                              map_classes_by_position=map_classes_by_position, classes=classes,
                               class_names=meta.get("class_names"), stem=stem, extra={"format": model.format})

@@ -20,7 +20,8 @@ GAN_LOSS_NAMES = ("hinge", "non_saturating")
 UNUSED_TRAIN_FIELDS = (
     "lr", "optimizer", "momentum", "weight_decay", "label_smoothing", "loss", "image_size", "val_split",
     "mixed_precision", "distribute", "weights", "pretrained", "freeze", "clip_norm", "ema", "layer_decay",
-    "norm_bias_lr", "lookahead", "augmix_jsd", "tta", "recipe", "augment_on", "shots",
+    "norm_bias_lr", "lookahead", "augmix_jsd", "tta", "recipe", "augment_on", "shots", "class_subset",
+    "train_fraction",
 )
 
 GAN_HELP = {

@@ -35,7 +35,7 @@ def _cmd_probe(args: argparse.Namespace) -> int:
 
     r = linear_probe(args.encoder, args.data, out=args.out, epochs=args.epochs, batch_size=args.batch_size,
                      lr=args.lr, weight_decay=args.weight_decay, seed=args.seed, data_dir=args.data_dir,
-                     limit=args.limit, val_split=args.val_split)
+                     limit=args.limit, val_split=args.val_split, classes=args.class_subset)
     top5 = f"  top-5 {r['top5']:.2%}" if r.get("top5") is not None else ""
     print(f"linear probe: top-1 {r['top1']:.2%}{top5}  ({r['num_images']} test images, {r['feature_dim']} features, "
           f"encoder frozen)  -> {os.path.dirname(r['probe'])}")
@@ -74,6 +74,8 @@ def add_commands(sub, command: Callable[..., argparse.ArgumentParser]) -> None:
     p.add_argument("--data-dir", default=None, help="TFDS data folder (default: TFDS's own)")
     p.add_argument("--limit", type=int, default=None, help="a seeded subset of this many images per split "
                                                            "(default: all)")
+    p.add_argument("--class-subset", default=None, help="probe these classes of --data only, relabelled in the "
+                                                        "order given: e.g. 5-9 or cat,dog (default: all)")
     p.add_argument("--seed", type=int, default=0, help="seeds the classifier and the subset (default: 0)")
     p.add_argument("--out", default=None, help="directory for probe.json and probe.keras (default: beside the "
                                                "encoder)")

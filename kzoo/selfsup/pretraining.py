@@ -67,10 +67,13 @@ def _pretrain(cfg: PretrainConfig, entry, resumed: bool, start: float) -> TrainR
     distribute.log_scaling(cfg, replicas)
     distributed.on_chief(lambda: rundir.record_replicas(cfg.out, replicas, distributed.process_count(), resumed),
                          "checking the run's replicas")
-    common = {"image_size": image_size, "seed": cfg.seed, "data_dir": cfg.data_dir, "download": cfg.download}
+    common = {"image_size": image_size, "seed": cfg.seed, "data_dir": cfg.data_dir, "download": cfg.download,
+              "classes": cfg.class_subset}
     # Every step compares a full batch of pairs: the last partial batch is dropped (lightly does too).
+    # --train-fraction shrinks the unlabelled pool only; the kNN monitor keeps its labelled bank.
     train = kdata.load(cfg.data, "train", batch_size=global_batch, drop_remainder=True, shard=distributed.shard(),
-                       augment=cfg.augment if cfg.augment_on == "pipeline" else None, **common)
+                       augment=cfg.augment if cfg.augment_on == "pipeline" else None, fraction=cfg.train_fraction,
+                       **common)
     if train.num_examples < global_batch:
         raise KzooError(f"--data {train.source} has {train.num_examples} training images, fewer than one batch of "
                         f"{global_batch}: lower --batch-size")
@@ -86,7 +89,10 @@ def _pretrain(cfg: PretrainConfig, entry, resumed: bool, start: float) -> TrainR
         backbone = create_model(cfg.model, num_classes=0, input_shape=(*image_size, 3), weights=cfg.weights,
                                 pretrained=cfg.pretrained)
         if not (resumed or cfg.weights or cfg.pretrained):
-            fit_whitening_stem(backbone, plain.dataset)  # on plain images: the views are the stem's input too
+            pool = plain if not cfg.train_fraction else kdata.load(  # the stem sees the pretraining pool only
+                cfg.data, "train", batch_size=256, limit=cfg.knn_limit, shuffle=False, fraction=cfg.train_fraction,
+                **common)
+            fit_whitening_stem(backbone, pool.dataset)  # on plain images: the views are the stem's input too
         augment = None
         if cfg.augment_on == "device":
             from kzoo.augment import get_preset
@@ -139,6 +145,7 @@ def _finish(cfg: PretrainConfig, backbone: keras.Model, train, replicas: int, se
         "model": cfg.model,
         "method": cfg.method,
         "data": train.source,
+        "train_images": train.num_examples,  # the pretraining pool (after --class-subset, --train-fraction)
         "epochs_completed": len(history),
         "loss": history[-1]["loss"] if history else None,
         "knn_top1": monitored[-1]["knn_top1"] if monitored else None,

@@ -22,7 +22,7 @@ EXPECTED = "an encoder.keras from kzoo pretrain or a classifier checkpoint"
 
 def linear_probe(encoder_path: str, data=None, out: str | None = None, epochs: int = 100, batch_size: int = 256,
                  lr: float = 1e-3, weight_decay: float = 1e-4, seed: int = 0, data_dir: str | None = None,
-                 limit: int | None = None, val_split: float | None = None) -> dict:
+                 limit: int | None = None, val_split: float | None = None, classes: str | list | None = None) -> dict:
     """Top-1/top-5 of a linear classifier fitted on the frozen features of `encoder_path`.
 
     The encoder is either one `.keras` model with a single (batch, features) output (kzoo
@@ -33,7 +33,8 @@ def linear_probe(encoder_path: str, data=None, out: str | None = None, epochs: i
     standardised with the train mean and std; one float32 Dense layer (zero-initialised) fitted on
     them for `epochs` passes of `batch_size` with AdamW (`lr`, decoupled `weight_decay`, biases
     exempt), the rate following a cosine decay to 0 over all steps, cross-entropy loss, `seed`
-    for the shuffle. The encoder's weights are never changed.
+    for the shuffle. The encoder's weights are never changed. `classes` probes some classes of
+    `data` only (as `kzoo.data.load`'s: "5-9", "cat,dog"), e.g. those the encoder never saw.
 
     Writes to `out` (default: `probe-<stem>/` beside the encoder) probe.json (the returned
     figures), class_names.json and probe.keras: the encoder followed by a `head` layer whose
@@ -55,7 +56,8 @@ def linear_probe(encoder_path: str, data=None, out: str | None = None, epochs: i
         raise KzooError(f"{encoder_path} takes inputs of shape {encoder.input_shape}: expected images of a fixed "
                         "size (batch, height, width, channels)")
     common = {"image_size": image_size, "batch_size": batch_size, "seed": seed, "data_dir": data_dir,
-              "limit": limit, "shuffle": False, "drop_remainder": False, "preprocessing": get_preprocessing(encoder)}
+              "limit": limit, "shuffle": False, "drop_remainder": False, "preprocessing": get_preprocessing(encoder),
+              "classes": classes}
     if val_split:
         train = kdata.load(data, "train", val_split=val_split, **common)
         evaluated_on = "val"
@@ -109,7 +111,8 @@ def linear_probe(encoder_path: str, data=None, out: str | None = None, epochs: i
         "epochs": epochs, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay, "seed": seed,
         "protocol": "frozen features, train-standardised; Dense fitted by AdamW with cosine decay, no augmentation",
         "feature_seconds": round(feature_seconds, 3), "fit_seconds": round(fit_seconds, 3),
-        "encoder": encoder_path, "data": train.source, "probe": os.path.join(out, "probe.keras"),
+        "encoder": encoder_path, "data": train.source, "class_subset": classes,
+        "probe": os.path.join(out, "probe.keras"),
         "per_class_accuracy": report["per_class_accuracy"],
     }
     with open(os.path.join(out, "probe.json"), "w") as f:

@@ -7,7 +7,7 @@ import logging
 import os
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import keras
 import numpy as np
@@ -180,15 +180,15 @@ def _load_splits(kdata, cfg: TrainConfig, image_size, batch_size: int, replicas:
     # Sharded batches must divide evenly across replicas: drop the last partial batch in fit().
     common = dict(image_size=image_size, batch_size=batch_size, seed=cfg.seed, data_dir=cfg.data_dir,
                   download=cfg.download, drop_remainder=replicas > 1 or None, preprocessing=preprocessing,
-                  shard=distributed.shard())
+                  shard=distributed.shard(), classes=cfg.class_subset)
+    subset = dict(augment=augment, shots=cfg.shots, fraction=cfg.train_fraction)  # the training images only
     if cfg.val_split:
-        train = _two_classes(kdata.load(cfg.data, "train", val_split=cfg.val_split, augment=augment,
-                                        shots=cfg.shots, **common))
+        train = _two_classes(kdata.load(cfg.data, "train", val_split=cfg.val_split, **subset, **common))
         val = kdata.load(cfg.data, "val", val_split=cfg.val_split, **common)
         test = _optional_split(kdata, cfg.data, "test", common)
         return {"train": train, "val": val, "test": test or val, "select": "best",
                 "evaluated_on": "test" if test else "val"}
-    train = _two_classes(kdata.load(cfg.data, "train", augment=augment, shots=cfg.shots, **common))
+    train = _two_classes(kdata.load(cfg.data, "train", **subset, **common))
     test = _optional_split(kdata, cfg.data, "test", common)
     if test is None:
         raise KzooError(f"--data {cfg.data} has no test split to validate on; pass --val-split 0.1")
@@ -224,7 +224,9 @@ def _loss(cfg: TrainConfig, train_data) -> keras.losses.Loss:
 
 
 def _finish(cfg: TrainConfig, model: keras.Model, splits: dict, class_names, replicas: int,
-            seconds_so_far: float) -> TrainResult:
+            seconds_so_far: float, finalize: Callable[[keras.Model, dict], None] | None = None) -> TrainResult:
+    """Test the run's checkpoint and write its figures; `finalize(model, metrics)` (a method's own
+    files and fields) runs before metrics.json, whose presence marks the run finished."""
     start = time.perf_counter()
     # The final evaluation sees every test image, so it runs undistributed (no even-split rule).
     keras.distribution.set_distribution(None)
@@ -239,7 +241,7 @@ def _finish(cfg: TrainConfig, model: keras.Model, splits: dict, class_names, rep
 
         test = kdata.load(cfg.data, test.split, image_size=test.image_size, batch_size=test.batch_size,
                           val_split=cfg.val_split, seed=cfg.seed, data_dir=cfg.data_dir, drop_remainder=False,
-                          preprocessing=test.preprocessing)
+                          preprocessing=test.preprocessing, classes=cfg.class_subset)
     log.info("testing %s on the %s split", os.path.basename(path) if os.path.exists(path) else "the model",
              splits["evaluated_on"])
     report = _report(model, test.dataset, class_names, cfg.tta)
@@ -273,6 +275,8 @@ def _finish(cfg: TrainConfig, model: keras.Model, splits: dict, class_names, rep
     plot_confusion(np.asarray(report["confusion"]), class_names, rundir.run_file(cfg.out, "confusion"),
                    title=f"{cfg.model}: top-1 {report['top1']:.1%}")
     plot_curves(history, rundir.run_file(cfg.out, "curves"), title=cfg.model)
+    if finalize is not None:
+        finalize(model, metrics)
     # metrics.json is written last: its presence marks the run as finished.
     with open(rundir.run_file(cfg.out, "metrics"), "w") as f:
         json.dump(metrics, f, indent=2)
@@ -281,14 +285,15 @@ def _finish(cfg: TrainConfig, model: keras.Model, splits: dict, class_names, rep
 
 def evaluate(checkpoint: str, data: str | None = None, split: str = "test", out: str | None = None,
              batch_size: int = 256, data_dir: str | None = None, tta: str | None = None,
-             map_classes_by_position: bool = False) -> dict[str, Any]:
+             map_classes_by_position: bool = False, classes: str | list | None = None) -> dict[str, Any]:
     """Evaluate a saved `.keras` model: top-1, top-5, per-class accuracy and a confusion-matrix PNG.
 
     Results go to `out` (default: beside the checkpoint) as eval.json and confusion.png. With
     `tta` ("flip", "translate" or both, comma-separated) the report also holds `tta`: the top-1,
     top-5 and loss of the logits averaged over the augmented views, beside the plain figures.
     The data's class names must equal the checkpoint's (class_names.json beside it);
-    `map_classes_by_position=True` pairs differing names by position on purpose.
+    `map_classes_by_position=True` pairs differing names by position on purpose. `classes` keeps
+    some classes of `data` only (a model trained with --class-subset: pass the same subset).
 
     Example:
         >>> kzoo.evaluate("runs/demo/best.keras")["top1"]  # doctest: +SKIP
@@ -296,14 +301,14 @@ def evaluate(checkpoint: str, data: str | None = None, split: str = "test", out:
     model = load_checkpoint(checkpoint)
     return evaluate_predictor(model, checkpoint, get_preprocessing(model), data, split=split, out=out,
                               batch_size=batch_size, data_dir=data_dir, tta=tta,
-                              map_classes_by_position=map_classes_by_position)
+                              map_classes_by_position=map_classes_by_position, classes=classes)
 
 
 def evaluate_predictor(model: Any, path: str, preprocessing: Any, data: str | None, *, split: str = "test",
                        out: str | None = None, batch_size: int = 256, data_dir: str | None = None,
                        tta: str | None = None, map_classes_by_position: bool = False,
                        class_names: list[str] | None = None, stem: str | None = None,
-                       extra: dict[str, Any] | None = None) -> dict[str, Any]:
+                       extra: dict[str, Any] | None = None, classes: str | list | None = None) -> dict[str, Any]:
     """`evaluate` for anything with Keras' `predict_on_batch` and `input_shape` (a Keras model, or
     an exported file run by its runtime: kzoo.deploy), saved as `path`; `class_names` are the
     model's when no class_names.json lies beside `path`; `extra` goes into the report. Writes
@@ -312,11 +317,12 @@ def evaluate_predictor(model: Any, path: str, preprocessing: Any, data: str | No
 
     image_size = tuple(model.input_shape[1:3])
     bundle = kdata.load(data, split, image_size=image_size, batch_size=batch_size, data_dir=data_dir,
-                        preprocessing=preprocessing)
-    classes = num_classes(model)
-    if classes != bundle.num_classes:
-        raise KzooError(f"{path} predicts {classes} classes but {bundle.source} has "
-                        f"{bundle.num_classes}; evaluate on the data the model was trained for")
+                        preprocessing=preprocessing, classes=classes)
+    predicted = num_classes(model)
+    if predicted != bundle.num_classes:
+        hint = "" if classes else " (a model trained with --class-subset: pass the same --class-subset)"
+        raise KzooError(f"{path} predicts {predicted} classes but {bundle.source} has "
+                        f"{bundle.num_classes}; evaluate on the data the model was trained for{hint}")
     check_class_names(path, bundle.class_names, bundle.source, map_classes_by_position, trained=class_names)
     report = _report(model, bundle.dataset, bundle.class_names, tta)
     out = out or os.path.dirname(os.path.abspath(path))

@@ -72,6 +72,8 @@ class TrainConfig:
     download: bool = False
     steps_per_epoch: int | None = None  # cap, for smoke runs
     shots: int | None = None  # few-shot: train on this many seeded images of every class
+    class_subset: str | None = None  # these classes of --data only, e.g. "0-4" or "cat,dog" (every split)
+    train_fraction: float | None = None  # a seeded, class-stratified fraction of the training split
 
     def validate(self) -> "TrainConfig":
         """Check every field; raise a one-line KzooError naming the first bad one."""
@@ -101,6 +103,8 @@ class TrainConfig:
                 raise KzooError(f"--milestones must be increasing positive epochs, got {self.milestones}")
         _positive_or_none("clip-norm", self.clip_norm)
         _positive_or_none("shots", self.shots)
+        if self.train_fraction is not None and not 0 < self.train_fraction <= 1:
+            raise KzooError(f"--train-fraction must be in (0, 1], got {self.train_fraction}")
         _positive_or_none("budget-minutes", self.budget_minutes)
         _positive_or_none("backup-steps", self.backup_steps)
         _positive_or_none("norm-bias-lr", self.norm_bias_lr)

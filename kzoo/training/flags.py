@@ -45,6 +45,11 @@ TRAIN_HELP = {
     "steps_per_epoch": "cap steps per epoch (smoke runs)",
     "shots": "few-shot training: this many seeded random training images of every class (--seed picks "
              "them; val/test stay whole)",
+    "class_subset": "use these classes of --data only, in every split, relabelled in the order given: indices, "
+                    "ranges or names, e.g. 0-4 or cat,dog (transfer studies: pretrain on some classes, "
+                    "fine-tune on the others)",
+    "train_fraction": "train on a seeded, class-stratified fraction in (0, 1] of the training split (set-size "
+                      "studies; val/test stay whole)",
     "jit_compile": "XLA-compile the train step",
     "download": "let TFDS download and prepare the dataset (needs internet)",
     "monitor": "the logged metric that picks the best checkpoint and drives --early-stopping",

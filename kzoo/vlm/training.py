@@ -71,13 +71,12 @@ def _train(cfg: CoOpConfig, clip, resumed: bool, start: float) -> TrainResult:
     # would cost more than the training).
     val = splits["val"].dataset if cfg.val_split else None
     fit_run(cfg, model, model, train_data.dataset, val, steps, cfg.batch_size, resumed, start, schedule)
-    result = _finish(cfg, model, splits, train_data.class_names, 1, time.perf_counter() - start)
-    classifier = coop_classifier(result.model)
-    classifier.save(rundir.run_file(cfg.out, "classifier"))
-    result.metrics.update(clip=cfg.clip, shots=cfg.shots, context=cfg.context, position=cfg.position, csc=cfg.csc)
-    with open(rundir.run_file(cfg.out, "metrics"), "w") as f:
-        json.dump(result.metrics, f, indent=2)
-    return result
+
+    def finalize(tested: keras.Model, metrics: dict) -> None:  # before metrics.json marks the run finished
+        coop_classifier(tested).save(rundir.run_file(cfg.out, "classifier"))
+        metrics.update(clip=cfg.clip, shots=cfg.shots, context=cfg.context, position=cfg.position, csc=cfg.csc)
+
+    return _finish(cfg, model, splits, train_data.class_names, 1, time.perf_counter() - start, finalize)
 
 
 def train_method(method: str, flags: dict[str, Any]) -> TrainResult:

@@ -124,6 +124,17 @@ def test_a_classifier_is_probed_on_its_pre_logit_features(files, tmp_path):
     assert probe.output_shape == (None, 3)
 
 
+def test_probe_of_a_class_subset_and_its_eval(files, tmp_path):
+    result = linear_probe(files["encoder"], files["data"], out=str(tmp_path / "probe"), epochs=30, classes="2,0")
+    test_labels = np.load(files["data"])["y_test"]
+    assert result["num_classes"] == 2 and result["class_subset"] == "2,0" and result["top1"] >= 0.9
+    assert result["num_images"] == int(np.isin(test_labels, [0, 2]).sum())
+    assert json.loads((tmp_path / "probe" / "class_names.json").read_text()) == ["2", "0"]
+    report = evaluate(str(tmp_path / "probe" / "probe.keras"), files["data"], out=str(tmp_path / "eval"),
+                      classes="2,0")
+    assert report["top1"] == pytest.approx(result["top1"])
+
+
 def _saved(tmp_path, name, outputs_of):
     inputs = keras.Input((16, 16, 3))
     path = str(tmp_path / f"{name}.keras")

@@ -114,15 +114,20 @@ def test_cli_user_errors_are_one_line(tmp_path, args, message):
 
 def test_eval_cli_and_class_mismatch(toy_npz, tmp_path):
     out = str(tmp_path / "run")
-    kzoo.train(data=toy_npz, epochs=1, out=out, **TINY)
+    four = make_npz(tmp_path / "four.npz", classes=4)
+    kzoo.train(data=four, class_subset="0-2", epochs=1, out=out, **TINY)  # trained on 3 of its 4 classes
+    assert json.load(open(f"{out}/class_names.json")) == ["0", "1", "2"]
     proc = run_kzoo("eval", "--checkpoint", f"{out}/best.keras", "--data", toy_npz, "--split", "train",
                     check=True)
     assert "top-1" in proc.stdout and os.path.exists(f"{out}/confusion-best.png")
     report = json.load(open(f"{out}/eval-best.json"))
     assert report["num_images"] == 96 and len(report["confusion"]) == 3
-    four = make_npz(tmp_path / "four.npz", classes=4)
     proc = run_kzoo("eval", "--checkpoint", f"{out}/best.keras", "--data", four, "--split", "train")
     assert proc.returncode == 2 and "predicts 3 classes" in proc.stderr and "Traceback" not in proc.stderr
+    assert "pass the same --class-subset" in proc.stderr
+    run_kzoo("eval", "--checkpoint", f"{out}/best.keras", "--data", four, "--split", "train", "--class-subset", "0-2",
+             "--out", str(tmp_path / "subset"), check=True)
+    assert json.load(open(tmp_path / "subset" / "eval-best.json"))["num_images"] == int(np.sum(np.load(four)["y"] < 3))
     # Same count, other names: refused in one line naming both lists, unless pairing by position is asked for.
     renamed = str(tmp_path / "renamed.npz")
     np.savez(renamed, **dict(np.load(toy_npz)), class_names=np.array(["cat", "dog", "emu"]))
