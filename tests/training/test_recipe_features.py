@@ -23,8 +23,10 @@ from kzoo.training.recipes import expand_recipe, list_recipes
 from training_helpers import Crash, CrashAt, make_npz, toy_npz  # noqa: F401  (toy_npz is a fixture)
 
 pytestmark = pytest.mark.backend_agnostic
+# XLA only under JAX (its one compiled path; eager JAX runs op by op): under TensorFlow, graph mode
+# compiles these tiny runs faster than XLA, and what is tested here does not depend on it.
 TINY = dict(model="vit_cifar_tiny", image_size=[16, 16], batch_size=16, val_split=0.25, augment="none",
-            lr=2e-3, weight_decay=0.0)
+            lr=2e-3, weight_decay=0.0, jit_compile=keras.backend.backend() == "jax")
 
 
 def _raw_weights(out: str) -> np.ndarray:

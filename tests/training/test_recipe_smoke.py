@@ -9,7 +9,9 @@ import pytest
 from kzoo.training import rundir
 from kzoo.training.recipes import RECIPES, list_recipes
 
-from training_helpers import make_npz, run_kzoo
+from kzoo.cli import main
+
+from training_helpers import make_npz
 
 # Smallest input each recipe's model accepts (patch sizes); the rest of the recipe stays as it is.
 IMAGE_SIZE = {"vit_keras_example": 24}
@@ -20,8 +22,9 @@ def test_recipe_smoke_run_learns(name, tmp_path):
     data = make_npz(tmp_path / "toy.npz", n=128, size=16)
     out = str(tmp_path / "run")
     size = str(IMAGE_SIZE.get(name, 16))
-    run_kzoo("train", "--recipe", name, "--data", data, "--image-size", size, "--epochs", "4",
-             "--batch-size", "16", "--val-split", "0.25", "--no-jit-compile", "--out", out, check=True)
+    # In this process (a fresh one per recipe cost ~8 s of start-up each); conftest resets the dtype policy.
+    assert main(["train", "--recipe", name, "--data", data, "--image-size", size, "--epochs", "4",
+                 "--batch-size", "16", "--val-split", "0.25", "--no-jit-compile", "--out", out]) == 0
     history = rundir.read_history(out)
     assert len(history) == 4 and history[-1]["loss"] < history[0]["loss"], [r["loss"] for r in history]
     metrics = json.load(open(rundir.run_file(out, "metrics")))

@@ -17,8 +17,10 @@ from kzoo.training import rundir
 
 from training_helpers import REPO, make_npz, run_kzoo, toy_npz  # noqa: F401  (toy_npz is a fixture)
 
+# Graph mode, not XLA: compiling each tiny run cost more than training it (the first test keeps the
+# default XLA path).
 TINY = dict(model="vit_cifar_tiny", image_size=[16, 16], batch_size=16, val_split=0.25, augment="basic",
-            lr=2e-3, weight_decay=0.0)
+            lr=2e-3, weight_decay=0.0, jit_compile=False)
 
 
 def test_train_writes_a_complete_run_directory(tmp_path, monkeypatch, caplog):
@@ -34,7 +36,7 @@ def test_train_writes_a_complete_run_directory(tmp_path, monkeypatch, caplog):
     out = str(tmp_path / "run")
     data = make_npz(tmp_path / "toy64.npz", size=64)  # trained at 16x16: shrunk 4x, which the run must say
     with caplog.at_level("INFO", logger="kzoo"):
-        result = kzoo.train(data=data, epochs=3, out=out, **TINY)
+        result = kzoo.train(data=data, epochs=3, out=out, **{**TINY, "jit_compile": True})  # the default
     assert "images: 64x64 in the data, trained at 16x16 (--image-size)" in caplog.text
     assert [r.levelname for r in caplog.records if "shrunk 4.0x (64x64 -> 16x16)" in r.getMessage()] == ["WARNING"]
     assert created.count(int(tf.data.INFINITE_CARDINALITY)) == 1  # one training iterator for 3 epochs
@@ -70,10 +72,10 @@ def test_finished_run_is_not_overwritten(toy_npz, tmp_path):
 
 @pytest.mark.slow
 def test_resume_after_kill(tmp_path):
-    data = make_npz(tmp_path / "toy.npz", n=1024, size=32)
+    data = make_npz(tmp_path / "toy.npz", n=512)  # 16x16: 12 steps an epoch, compiled without XLA
     out = str(tmp_path / "run")
-    args = ["train", "--data", data, "--model", "vit_cifar_tiny", "--epochs", "4", "--batch-size", "32",
-            "--val-split", "0.25", "--out", out]
+    args = ["train", "--data", data, "--model", "vit_cifar_tiny", "--image-size", "16", "--no-jit-compile",
+            "--epochs", "4", "--batch-size", "32", "--val-split", "0.25", "--out", out]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": REPO}
     proc = subprocess.Popen([sys.executable, "-m", "kzoo.cli", *args], env=env, cwd=REPO,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -112,32 +114,38 @@ def test_cli_user_errors_are_one_line(tmp_path, args, message):
     assert not (tmp_path / "run").exists()  # a run that never trained leaves nothing to block the fixed command
 
 
-def test_eval_cli_and_class_mismatch(toy_npz, tmp_path):
+def test_eval_cli_and_class_mismatch(toy_npz, tmp_path, capsys):
+    from kzoo.cli import main
+
     out = str(tmp_path / "run")
     four = make_npz(tmp_path / "four.npz", classes=4)
     kzoo.train(data=four, class_subset="0-2", epochs=1, out=out, **TINY)  # trained on 3 of its 4 classes
     assert json.load(open(f"{out}/class_names.json")) == ["0", "1", "2"]
-    proc = run_kzoo("eval", "--checkpoint", f"{out}/best.keras", "--data", toy_npz, "--split", "train",
-                    check=True)
-    assert "top-1" in proc.stdout and os.path.exists(f"{out}/confusion-best.png")
+    capsys.readouterr()
+    assert main(["eval", "--checkpoint", f"{out}/best.keras", "--data", toy_npz, "--split", "train"]) == 0
+    assert "top-1" in capsys.readouterr().out and os.path.exists(f"{out}/confusion-best.png")
     report = json.load(open(f"{out}/eval-best.json"))
     assert report["num_images"] == 96 and len(report["confusion"]) == 3
+    # One real process: a user mistake exits 2 with one line and no traceback.
     proc = run_kzoo("eval", "--checkpoint", f"{out}/best.keras", "--data", four, "--split", "train")
     assert proc.returncode == 2 and "predicts 3 classes" in proc.stderr and "Traceback" not in proc.stderr
     assert "pass the same --class-subset" in proc.stderr
-    run_kzoo("eval", "--checkpoint", f"{out}/best.keras", "--data", four, "--split", "train", "--class-subset", "0-2",
-             "--out", str(tmp_path / "subset"), check=True)
+    assert main(["eval", "--checkpoint", f"{out}/best.keras", "--data", four, "--split", "train", "--class-subset",
+                 "0-2", "--out", str(tmp_path / "subset")]) == 0
     assert json.load(open(tmp_path / "subset" / "eval-best.json"))["num_images"] == int(np.sum(np.load(four)["y"] < 3))
     # Same count, other names: refused in one line naming both lists, unless pairing by position is asked for.
     renamed = str(tmp_path / "renamed.npz")
     np.savez(renamed, **dict(np.load(toy_npz)), class_names=np.array(["cat", "dog", "emu"]))
-    proc = run_kzoo("eval", "--checkpoint", f"{out}/best.keras", "--data", renamed, "--split", "train")
-    errors = [line for line in proc.stderr.splitlines() if line.startswith("kzoo eval: error")]
-    assert proc.returncode == 2 and len(errors) == 1, proc.stderr[-2000:]
+    capsys.readouterr()
+    assert main(["eval", "--checkpoint", f"{out}/best.keras", "--data", renamed, "--split", "train"]) == 2
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("kzoo eval: error")]
+    assert len(errors) == 1, err[-2000:]
     assert "[0, 1, 2]" in errors[0] and "[cat, dog, emu]" in errors[0] and "--map-classes-by-position" in errors[0]
-    proc = run_kzoo("eval", "--checkpoint", f"{out}/best.keras", "--data", renamed, "--split", "train",
-                    "--map-classes-by-position", check=True)
-    assert "cat" in proc.stdout and "top-5" not in proc.stdout  # three classes: no top-5
+    assert main(["eval", "--checkpoint", f"{out}/best.keras", "--data", renamed, "--split", "train",
+                 "--map-classes-by-position"]) == 0
+    printed = capsys.readouterr().out
+    assert "cat" in printed and "top-5" not in printed  # three classes: no top-5
 
 
 @pytest.mark.slow
