@@ -25,7 +25,10 @@ def _clear_keras_session():
     import keras
 
     yield
-    keras.backend.clear_session()
+    # Without the garbage collection Keras adds by default: a full collection over TensorFlow's and
+    # JAX's imported objects took 1-2 s after every test: 950 of the TF pass's 2,500 worker-seconds
+    # (docs/benchmarks.md, "Session 20 suite time"). Python still collects cycles on its own.
+    keras.backend.clear_session(free_memory=False)
     keras.mixed_precision.set_global_policy("float32")
 
 

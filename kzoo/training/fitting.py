@@ -108,6 +108,7 @@ def fit_run(cfg: TrainConfig, trainer: keras.Model, model: keras.Model, train_da
     train_ds = train_dataset.repeat()
     fit = dict(validation_data=val_dataset, shuffle=False,  # the tf.data pipeline shuffles (seeded)
                callbacks=callbacks, verbose=0 if not distributed.is_chief() else 1 if log.isEnabledFor(logging.INFO) else 2)
+    build_before_tracing(trainer, train_dataset.element_spec)
     epoch, done = run_callbacks.backup_position(cfg.out) if resumed else (0, 0)
     if 0 < done < steps and epoch < cfg.epochs:
         # The backup was taken mid-epoch: finish that epoch with exactly its missing steps, so the
@@ -117,6 +118,25 @@ def fit_run(cfg: TrainConfig, trainer: keras.Model, model: keras.Model, train_da
         trainer.fit(train_ds, epochs=epoch + 1, initial_epoch=epoch, steps_per_epoch=steps - done, **fit)
     if not (budget and budget.exhausted):
         trainer.fit(train_ds, epochs=cfg.epochs, steps_per_epoch=steps, **fit)
+
+
+def build_before_tracing(trainer: keras.Model, element_spec) -> None:
+    """Create the optimizer's and the compiled metrics' variables before `fit` traces its first step.
+
+    Keras' TensorFlow trainer without a distribution strategy creates them inside the first traced
+    step, and tf.function then traces the whole step a second time, since variables may only be
+    created on a first trace: twice the start-up of every run (docs/decisions.md). Keras itself
+    builds first under JAX and under a strategy; this does the same for the plain TensorFlow case.
+    `element_spec` is the dataset's: only shapes and dtypes are used, no batch is drawn (a drawn batch
+    would move the seeded pipeline on).
+
+    Example:
+        >>> build_before_tracing(model, train_ds.element_spec)  # doctest: +SKIP
+        >>> model.fit(train_ds)  # one trace of the train step instead of two
+    """
+    if keras.backend.backend() != "tensorflow" or getattr(trainer, "_distribute_strategy", None) is not None:
+        return
+    trainer._symbolic_build(data_batch=element_spec)
 
 
 def contains(model: keras.Model, layer_type: type) -> bool:
