@@ -22,7 +22,7 @@ OUT/val_accuracy.png and OUT/gradcam/<model>/grid.png.
 Usage (from the repository root; the GANs first, e.g. runs/sngan and runs/dcgan from kzoo gan train):
     KERAS_BACKEND=tensorflow TF_CPP_MIN_LOG_LEVEL=2 .venv/bin/python examples/aigc_detection.py \\
         --train-generator runs/sngan/last.keras --test-generator runs/dcgan/last.keras \\
-        --out runs/aigc [--n-train 5000] [--n-test 1000] [--epochs 10] [--budget-minutes 8]
+        --out runs/aigc [--real-data SRC] [--n-train 5000] [--n-test 1000] [--epochs 10] [--budget-minutes 8]
 """
 
 from __future__ import annotations
@@ -55,8 +55,8 @@ def _write_jpegs(images: np.ndarray, folder: str, prefix: str, quality: int) -> 
     return paths
 
 
-def _real_images(split: str, n: int, seed: int) -> np.ndarray:
-    bundle = kdata.load(CIFAR10, split, batch_size=500, limit=n, shuffle=False, seed=seed)
+def _real_images(source: str, split: str, n: int, seed: int) -> np.ndarray:
+    bundle = kdata.load(source, split, batch_size=500, limit=n, shuffle=False, seed=seed)
     return np.concatenate([images for images, _ in bundle.dataset.as_numpy_iterator()])[:n]
 
 
@@ -72,17 +72,20 @@ def _generated(checkpoints: list[str], n: int, seed: int) -> np.ndarray:
 def build_dataset(args: argparse.Namespace) -> str:
     """OUT/data with train/ and test/ folders of real and generated JPEGs (reused if unchanged)."""
     folder = os.path.join(args.out, "data")
-    manifest = {"train_generators": [os.path.abspath(p) for p in args.train_generator],
+    manifest = {"real_data": args.real_data,
+                "train_generators": [os.path.abspath(p) for p in args.train_generator],
                 "test_generator": os.path.abspath(args.test_generator), "n_train": args.n_train,
                 "n_test": args.n_test, "jpeg_quality": args.jpeg_quality, "seed": args.seed}
     path = os.path.join(folder, "manifest.json")
     if os.path.exists(path) and json.load(open(path)) == manifest:
         return folder
     shutil.rmtree(folder, ignore_errors=True)
-    _write_jpegs(_real_images("train", args.n_train, args.seed), f"{folder}/train/real", "real", args.jpeg_quality)
+    _write_jpegs(_real_images(args.real_data, "train", args.n_train, args.seed), f"{folder}/train/real", "real",
+                 args.jpeg_quality)
     _write_jpegs(_generated(args.train_generator, args.n_train, 0), f"{folder}/train/generated", "gan",
                  args.jpeg_quality)
-    _write_jpegs(_real_images("test", args.n_test, args.seed), f"{folder}/test/real", "real", args.jpeg_quality)
+    _write_jpegs(_real_images(args.real_data, "test", args.n_test, args.seed), f"{folder}/test/real", "real",
+                 args.jpeg_quality)
     _write_jpegs(_generated([args.test_generator], args.n_test, 1), f"{folder}/test/generated", "gan",
                  args.jpeg_quality)
     with open(path, "w") as f:
@@ -150,11 +153,13 @@ def write_results(results: list[dict], args: argparse.Namespace) -> None:
     plt.close(fig)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> list[dict]:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--train-generator", action="append", required=True, help="GAN checkpoint(s) of train/")
     p.add_argument("--test-generator", required=True, help="GAN checkpoint of test/ (held out)")
     p.add_argument("--out", required=True)
+    p.add_argument("--real-data", default=CIFAR10, help="data source of the real images (train and test splits); "
+                   "default: ../shared/data/cifar10-jpg.tar.gz")
     p.add_argument("--n-train", type=int, default=5000, help="real and generated training images each")
     p.add_argument("--n-test", type=int, default=1000, help="real and generated test images each")
     p.add_argument("--epochs", type=int, default=10)
@@ -162,10 +167,12 @@ def main() -> None:
     p.add_argument("--models", default=",".join(DETECTORS))
     p.add_argument("--jpeg-quality", type=int, default=90)
     p.add_argument("--seed", type=int, default=0)
-    args = p.parse_args()
+    args = p.parse_args(argv)
     data = build_dataset(args)
-    write_results([run_detector(name, data, args) for name in args.models.split(",")], args)
+    results = [run_detector(name, data, args) for name in args.models.split(",")]
+    write_results(results, args)
     print(open(os.path.join(args.out, "results.md")).read())
+    return results
 
 
 if __name__ == "__main__":

@@ -2,30 +2,24 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 
 import pytest
+from example_loader import load_example
 
 pytest.importorskip("tensorflow")  # kzoo.train reads its data with tf.data
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TARGET = 40_000
 
 
-def _example():
-    spec = importlib.util.spec_from_file_location("cnn_vs_vit", os.path.join(REPO, "examples", "cnn_vs_vit.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_smoke_run_writes_figure_table_and_both_runs(tmp_path):
     out = tmp_path / "cmp"
     args = ["--data", "sample", "--target-params", str(TARGET), "--epochs", "1", "--steps-per-epoch", "2",
             "--out", str(out), "--no-jit-compile"]  # XLA compiles for longer than two steps take
-    results = _example().main(args)
+    results = load_example("cnn_vs_vit").main(args)
 
     assert [r["kind"] for r in results] == ["vgg", "vit"]
     with open(out / "curves.png", "rb") as f:
@@ -49,6 +43,6 @@ def test_smoke_run_writes_figure_table_and_both_runs(tmp_path):
 
     # Rerunning with the same settings reuses both finished runs instead of refusing or retraining.
     before = os.path.getmtime(out / "vgg" / "metrics.json")
-    again = _example().main(args)
+    again = load_example("cnn_vs_vit").main(args)
     assert os.path.getmtime(out / "vgg" / "metrics.json") == before
     assert [r["metrics"]["top1"] for r in again] == [r["metrics"]["top1"] for r in results]

@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
 
 import pytest
+from example_loader import load_example
 
 pytest.importorskip("tensorflow")  # kzoo.train reads its data with tf.data
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def _example():
-    spec = importlib.util.spec_from_file_location("robustness_study",
-                                                  os.path.join(REPO, "examples", "robustness_study.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_smoke_run_writes_table_figure_and_compares_to_the_baseline(tmp_path):
@@ -27,7 +19,7 @@ def test_smoke_run_writes_table_figure_and_compares_to_the_baseline(tmp_path):
             "--no-jit-compile", "--augments", "none,augmix",
             "--epochs", "1", "--steps-per-epoch", "2", "--limit", "64", "--corruptions", "fog,contrast",
             "--severities", "1,5"]
-    results = _example().main(args)
+    results = load_example("robustness_study").main(args)
     assert [r["augment"] for r in results] == ["none", "augmix"]
     for r in results:
         config = json.loads((out / r["augment"] / "config.json").read_text())

@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
 
 import keras
 import numpy as np
 import pytest
+from example_loader import load_example
 
 pytest.importorskip("tensorflow")  # kzoo.train and kzoo pretrain read their data with tf.data
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def _example():
-    spec = importlib.util.spec_from_file_location("selfsup_study", os.path.join(REPO, "examples", "selfsup_study.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _ten_classes(path, per_class=8, test_per_class=2):
@@ -41,7 +34,7 @@ def test_smoke_run_wires_five_arms_and_the_set_size_study(tmp_path):
     args = ["--out", str(out), "--data", data, "--model", "vit_cifar_tiny", "--recipe", "resnet_study", "--no-jit-compile",
             "--fractions", "0.5,1", "--pretrain-epochs", "1", "--transfer-epochs", "1", "--steps-per-epoch", "1",
             "--batch-size", "16", "--probe-epochs", "1", "--knn-limit", "40"]
-    results = _example().main(args)
+    results = load_example("selfsup_study").main(args)
 
     def config(*parts):
         return json.loads(out.joinpath(*parts, "config.json").read_text())
@@ -54,7 +47,7 @@ def test_smoke_run_wires_five_arms_and_the_set_size_study(tmp_path):
     assert (rows[0.5]["pool_images"], rows[1.0]["pool_images"]) == (20, 40)  # 4 and 8 of each pool class
     # Each arm starts from its pretraining (a headless encoder), is trained and tested on the target classes.
     starts = {arm["arm"]: config("arms", arm["arm"].replace(" + ", "-")) for arm in results["arms"]}
-    assert [a["arm"] for a in results["arms"]] == [a for a, _, _ in _example().ARMS]
+    assert [a["arm"] for a in results["arms"]] == [a for a, _, _ in load_example("selfsup_study").ARMS]
     assert starts["simclr + linear"]["weights"] == str(out / "simclr-1" / "encoder.keras")
     assert starts["supervised + fine-tune"]["weights"] == str(out / "supervised" / "encoder.keras")
     assert starts["scratch"]["weights"] is None and starts["simclr + linear"]["freeze"] == "head"
