@@ -142,6 +142,16 @@ def _const(F, array: np.ndarray):
     return F.convert_to_tensor(np.asarray(array, dtype=np.float32))
 
 
+def pad_border(F, images, pad: int, mode: str):
+    """`pad` pixels on each side of H and W, by gathering folded row and column indices (a
+    `fold_index` mode): any image size, any number of reflections, and on every backend (TF's pad
+    has no "edge" mode)."""
+    _, height, width, _ = images.shape
+    rows = fold_index(np.arange(-pad, height + pad), height, mode).astype(np.int32)
+    cols = fold_index(np.arange(-pad, width + pad), width, mode).astype(np.int32)
+    return F.take(F.take(images, F.convert_to_tensor(rows), axis=1), F.convert_to_tensor(cols), axis=2)
+
+
 def separable(F, images, rows: np.ndarray | None, cols: np.ndarray | None):
     """Applies an (H_out, H) matrix down the rows and a (W_out, W) matrix along the columns."""
     if rows is not None:
@@ -160,7 +170,7 @@ def gaussian_blur(F, images, sigma: float, truncate: float = 4.0, mode: str = "n
 
 def defocus_blur(F, images, radius: float, alias_blur: float):
     """cv2.filter2D with the disk kernel, REFLECT_101 borders: one depthwise convolution."""
-    _, height, width, channels = images.shape
+    channels = images.shape[-1]
     kernel = disk_kernel(radius, alias_blur)
     # The published grid is at least 17x17, but a small disk is exactly zero outside a few pixels:
     # dropping the zero border (symmetrically) gives the same sums at a fraction of the cost.
@@ -168,39 +178,73 @@ def defocus_blur(F, images, radius: float, alias_blur: float):
     trim = min(int(nonzero[0]), kernel.shape[0] - 1 - int(nonzero[-1]))
     kernel = kernel[trim:kernel.shape[0] - trim, trim:kernel.shape[1] - trim]
     half = kernel.shape[0] // 2
-    # Border by gathering folded row/column indices: any image size, any number of reflections.
-    rows = fold_index(np.arange(-half, height + half), height, "mirror")
-    cols = fold_index(np.arange(-half, width + half), width, "mirror")
-    padded = F.take(F.take(images, F.convert_to_tensor(rows.astype(np.int32)), axis=1),
-                    F.convert_to_tensor(cols.astype(np.int32)), axis=2)
+    padded = pad_border(F, images, half, "mirror")
     depthwise = np.repeat(kernel[:, :, None, None], channels, axis=2)
     return F.depthwise_conv(padded, _const(F, depthwise), strides=1, padding="valid")
 
 
 def motion_blur(F, images, angles, radius: int, sigma: float):
     """imagecorruptions' `_motion_blur` with a per-image angle (degrees, (B,)): a weighted sum of
-    2 * radius + 1 edge-replicated integer shifts, one flat gather per tap for the whole batch.
+    2 * radius + 1 edge-replicated integer shifts of each image.
     As there, a tap whose shift reaches the image size is dropped (the sum is not renormalised)."""
-    _, height, width, channels = images.shape
-    batch = F.shape(images)[0]
+    _, height, width, _ = images.shape
+    taps = motion_taps(radius, sigma)
+    count = len(taps)
     theta = F.cast(angles, "float32") * (math.pi / 180.0)
-    sin, cos = F.sin(theta), F.cos(theta)
+    steps = _const(F, np.arange(count))[:, None]
+    # (2T, B): each tap's row shift, then each tap's column shift; |shift| <= T - 1.
+    products = F.concatenate([steps * F.sin(theta)[None], steps * F.cos(theta)[None]], axis=0)
+    shifts = _materialized(F, -F.cast(F.ceil(products - 0.5), "int32"), bound=count)
+    inside = F.logical_and(F.abs(shifts[:count]) < height, F.abs(shifts[count:]) < width)
+    weights = F.cast(inside, "float32") * _const(F, taps)[:, None]  # (T, B)
+    shift = _sliced(F, images, count) if F.backend_name == "jax" else _gathered(F, images)
+    out = None
+    for i in range(count):
+        term = F.reshape(weights[i], (-1, 1, 1, 1)) * shift(shifts[i], shifts[count + i])
+        out = term if out is None else out + term
+    return out
+
+
+def _sliced(F, images, pad: int):
+    """JAX: shift(dy, dx) as per-image dynamic slices of the edge-padded batch (a gather that
+    clamps). `take` checks bounds after its gather, and XLA fused that check, with each tap's index
+    arithmetic, into every pixel of the blur's consumers: snow ran 4x slower (docs/robustness.md)."""
+    _, height, width, channels = images.shape
+    padded = pad_border(F, images, pad, "nearest")
+
+    def shift(dy, dx):
+        starts = F.stack([pad - dy, pad - dx, F.zeros_like(dy)], axis=1)
+        return F.vectorized_map(lambda e: F.slice(e[0], e[1], (height, width, channels)), (padded, starts))
+
+    return shift
+
+
+def _gathered(F, images):
+    """TensorFlow: shift(dy, dx) as one flat gather of clamped indices for the whole batch (its
+    gather has no bounds check to fuse; per-image slices through vectorized_map ran 6x slower)."""
+    _, height, width, channels = images.shape
     flat = F.reshape(images, (-1, channels))
-    base = F.arange(batch, dtype="int32")[:, None, None] * (height * width)
+    base = F.arange(F.shape(images)[0], dtype="int32")[:, None, None] * (height * width)
     ys = F.arange(height, dtype="int32")[None, :, None]
     xs = F.arange(width, dtype="int32")[None, None, :]
-    out = None
-    for i, weight in enumerate(motion_taps(radius, sigma)):
-        dy = -F.cast(F.ceil(i * sin - 0.5), "int32")
-        dx = -F.cast(F.ceil(i * cos - 0.5), "int32")
-        inside = F.logical_and(F.abs(dy) < height, F.abs(dx) < width)
-        w = F.reshape(F.cast(inside, "float32") * float(weight), (-1, 1, 1, 1))
+
+    def shift(dy, dx):
         src_y = F.clip(ys - dy[:, None, None], 0, height - 1)
         src_x = F.clip(xs - dx[:, None, None], 0, width - 1)
         index = F.reshape(base + src_y * width + src_x, (-1,))
-        term = w * F.reshape(F.take(flat, index, axis=0), (-1, height, width, channels))
-        out = term if out is None else out + term
-    return out
+        return F.reshape(F.take(flat, index, axis=0), (-1, height, width, channels))
+
+    return shift
+
+
+def _materialized(F, table, bound: int):
+    """`table` (an int tensor, rows in order, |values| < bound) unchanged, through a sort along its
+    rows: XLA never fuses a sort into its consumers, so the values are computed once instead of
+    again in every pixel that reads them (JAX on the CPU fused a motion blur's angle draw, sine and
+    cosine into each pixel of each tap). Each row is offset by its rank, so the sort keeps the order."""
+    rank = _const(F, np.arange(table.shape[0]) * (4 * bound))[:, None]
+    offset = F.cast(rank, "int32") + 2 * bound
+    return F.sort(table + offset, axis=0) - offset
 
 
 def zoom_blur(F, images, factors):
