@@ -120,13 +120,14 @@ def fit_run(cfg: TrainConfig, trainer: keras.Model, model: keras.Model, train_da
         trainer.fit(train_ds, epochs=cfg.epochs, steps_per_epoch=steps, **fit)
 
 
-def build_before_tracing(trainer: keras.Model, element_spec) -> None:
+def build_before_tracing(trainer: keras.Model, element_spec: Any) -> None:
     """Create the optimizer's and the compiled metrics' variables before `fit` traces its first step.
 
     Keras' TensorFlow trainer without a distribution strategy creates them inside the first traced
     step, and tf.function then traces the whole step a second time, since variables may only be
-    created on a first trace: twice the start-up of every run (docs/decisions.md). Keras itself
-    builds first under JAX and under a strategy; this does the same for the plain TensorFlow case.
+    created on a first trace (a short vit_cifar_tiny run took 1.26x as long; docs/decisions.md).
+    Keras itself builds first under JAX and under a strategy; this does the same for the plain
+    TensorFlow case, through Keras' own private `_symbolic_build` (skipped if a release drops it).
     `element_spec` is the dataset's: only shapes and dtypes are used, no batch is drawn (a drawn batch
     would move the seeded pipeline on).
 
@@ -134,9 +135,10 @@ def build_before_tracing(trainer: keras.Model, element_spec) -> None:
         >>> build_before_tracing(model, train_ds.element_spec)  # doctest: +SKIP
         >>> model.fit(train_ds)  # one trace of the train step instead of two
     """
-    if keras.backend.backend() != "tensorflow" or getattr(trainer, "_distribute_strategy", None) is not None:
+    build = getattr(trainer, "_symbolic_build", None)
+    if keras.backend.backend() != "tensorflow" or build is None or getattr(trainer, "_distribute_strategy", None):
         return
-    trainer._symbolic_build(data_batch=element_spec)
+    build(data_batch=element_spec)
 
 
 def contains(model: keras.Model, layer_type: type) -> bool:
