@@ -208,7 +208,8 @@ def motion_blur(F, images, angles, radius: int, sigma: float):
 def _sliced(F, images, pad: int):
     """JAX: shift(dy, dx) as per-image dynamic slices of the edge-padded batch (a gather that
     clamps). `take` checks bounds after its gather, and XLA fused that check, with each tap's index
-    arithmetic, into every pixel of the blur's consumers: snow ran 4x slower (docs/robustness.md)."""
+    arithmetic, into every pixel of the blur's consumers (with `_materialized`, snow runs 6-8x faster;
+    docs/robustness.md)."""
     _, height, width, channels = images.shape
     padded = pad_border(F, images, pad, "nearest")
 
@@ -242,8 +243,7 @@ def _materialized(F, table, bound: int):
     rows: XLA never fuses a sort into its consumers, so the values are computed once instead of
     again in every pixel that reads them (JAX on the CPU fused a motion blur's angle draw, sine and
     cosine into each pixel of each tap). Each row is offset by its rank, so the sort keeps the order."""
-    rank = _const(F, np.arange(table.shape[0]) * (4 * bound))[:, None]
-    offset = F.cast(rank, "int32") + 2 * bound
+    offset = F.convert_to_tensor((np.arange(table.shape[0], dtype=np.int32) * (4 * bound) + 2 * bound)[:, None])
     return F.sort(table + offset, axis=0) - offset
 
 
