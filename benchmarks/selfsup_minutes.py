@@ -4,12 +4,17 @@ CIFAR-10), archived in docs/selfsup/.
 
 Each run is a (label, history.csv, probe.json) triple. The x axis sums `epoch_seconds` (training
 plus the kNN checks); the kNN curve is history.csv's `knn_top1`, the probe a single point at the
-run's end. `--floor` adds the probe of a randomly initialised backbone at 0 minutes.
+run's end. Each `--floor LABEL PROBE` adds the probe of a randomly initialised backbone at 0 minutes.
 
     python benchmarks/selfsup_minutes.py --out docs/img/selfsup_minutes.png \\
-        --floor docs/selfsup/random_ab94_probe.json \\
-        --run "15 min, T=0.5, fp32" docs/selfsup/simclr_ab94_15min_history.csv docs/selfsup/simclr_ab94_15min_probe.json \\
-        --run "57 min, T=0.2, bf16" docs/selfsup/simclr_ab94_60min_history.csv docs/selfsup/simclr_ab94_60min_probe.json
+        --floor airbench94 docs/selfsup/random_ab94_probe.json \\
+        --floor airbench94_w512 docs/selfsup/random_w512_probe.json \\
+        --run "15 min, airbench94, T=0.5, fp32" docs/selfsup/simclr_ab94_15min_history.csv \\
+            docs/selfsup/simclr_ab94_15min_probe.json \\
+        --run "57 min, airbench94, T=0.2, bf16" docs/selfsup/simclr_ab94_60min_history.csv \\
+            docs/selfsup/simclr_ab94_60min_probe.json \\
+        --run "56 min, airbench94_w512, T=0.2, bf16" docs/selfsup/simclr_w512_60min_history.csv \\
+            docs/selfsup/simclr_w512_60min_probe.json
 """
 
 from __future__ import annotations
@@ -40,7 +45,8 @@ def read_run(history: str, probe: str) -> tuple[list[float], list[float], float,
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", required=True, help="PNG to write")
-    p.add_argument("--floor", default=None, help="probe.json of a randomly initialised backbone (0 minutes)")
+    p.add_argument("--floor", nargs=2, action="append", default=[], metavar=("LABEL", "PROBE"),
+                   help="probe.json of a randomly initialised backbone (drawn at 0 minutes)")
     p.add_argument("--run", nargs=3, action="append", metavar=("LABEL", "HISTORY", "PROBE"), required=True)
     args = p.parse_args(argv)
     fig, ax = plt.subplots(figsize=(7, 4.2))
@@ -50,10 +56,11 @@ def main(argv=None) -> None:
         ax.plot(minutes, knn, marker="o", color=colour, label=f"{label}: kNN top-1 (k=200)")
         ax.plot([end], [top1], marker="*", markersize=14, color=colour, linestyle="none",
                 label=f"{label}: linear probe {top1:.2f}%")
-    if args.floor:
-        with open(args.floor) as f:
+    for i, (label, probe) in enumerate(args.floor):
+        with open(probe) as f:
             floor = 100 * json.load(f)["top1"]
-        ax.plot([0], [floor], marker="s", color="grey", linestyle="none", label=f"random backbone: probe {floor:.2f}%")
+        ax.plot([0], [floor], marker="s", color=f"C{len(args.run) + i}", linestyle="none",
+                label=f"random {label}: probe {floor:.2f}%")
     ax.axhline(70, color="black", linewidth=0.8, linestyle=":", label="issue target: probe 70%")
     ax.set_ylim(top=73)  # room above the 70% line
     ax.set_xlabel("pretraining minutes (2-core CPU)")
