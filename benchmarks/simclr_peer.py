@@ -141,13 +141,18 @@ def build(args):
     dataset = ArrayDataset(images, labels, transform)
     model.train()
 
+    # --dtype bfloat16: torch's CPU autocast (matmuls and convolutions in bfloat16, float32 weights),
+    # the counterpart of Keras' mixed_bfloat16 policy on the kzoo side.
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.dtype == "bfloat16")
+
     def train_step(x0, x1):
-        if args.forward == "concat":
-            z = model(torch.cat([x0, x1]))
-            z0, z1 = z[:len(x0)], z[len(x0):]
-        else:
-            z0, z1 = model(x0), model(x1)
-        loss = criterion(z0, z1)
+        with autocast:
+            if args.forward == "concat":
+                z = model(torch.cat([x0, x1]))
+                z0, z1 = z[:len(x0)], z[len(x0):]
+            else:
+                z0, z1 = model(x0), model(x1)
+        loss = criterion(z0.float(), z1.float())  # float32, as kzoo's float32 embedding layer and loss
         loss.backward()
         optimizer.step()
         optimizer.zero_grad()
@@ -181,7 +186,7 @@ def build(args):
 
     info = {"params_backbone": sum(p.numel() for p in backbone.parameters()),
             "params": sum(p.numel() for p in model.parameters()), "images": len(images),
-            "batch": args.batch, "forward": args.forward, "threads": torch.get_num_threads(),
+            "batch": args.batch, "forward": args.forward, "dtype": args.dtype, "threads": torch.get_num_threads(),
             "versions": versions()}
     return e2e, step, info
 
@@ -211,6 +216,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--forward", choices=("two", "concat"), default="two",
                         help="two passes of B (lightly's example) or one of 2B (kzoo's layout)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: os.cpu_count())")
+    parser.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
+                        help="bfloat16: the step under torch.autocast('cpu', torch.bfloat16)")
     parser.add_argument("--data", default=DEFAULT_ARCHIVE, help="CIFAR-10 JPEG archive (its train split)")
     parser.add_argument("--limit", type=int, default=0, help="only the first N training images (quick tests)")
     parser.add_argument("--serve", action="store_true", help="answer timing requests on stdin (simclr_speed.py)")

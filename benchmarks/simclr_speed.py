@@ -6,12 +6,15 @@ batch and augmentations, alternating, median of 3.
 Run (prints a markdown report and the lines for docs/benchmarks.md):
     TF_CPP_MIN_LOG_LEVEL=2 .venv/bin/python benchmarks/simclr_speed.py --batch 128 --steps 6 --warmup 2 --rounds 3
     .venv/bin/python benchmarks/simclr_speed.py --backend jax ...
+    TF_CPP_MIN_LOG_LEVEL=2 .venv/bin/python benchmarks/simclr_speed.py --jit false --dtype bfloat16   # both sides bf16
     .venv/bin/python benchmarks/simclr_speed.py --batch 16 --steps 2 --warmup 1 --rounds 1 --limit 2000   # smoke test
 
 The peer needs its own venv (benchmarks/simclr_peer.py's docstring has the recipe):
     python3.11 -m venv /tmp/lightly-peer && /tmp/lightly-peer/bin/pip install torch==2.14.1 torchvision==0.29.1 lightly
 
-kzoo's side (a worker subprocess of this script with KERAS_BACKEND=--backend, float32):
+kzoo's side (a worker subprocess of this script with KERAS_BACKEND=--backend; float32, or with
+`--dtype bfloat16` Keras' mixed_bfloat16 policy while lightly's step runs under
+`torch.autocast("cpu", torch.bfloat16)`, its loss in float32 as kzoo's):
 `kzoo.selfsup.SimCLR(kzoo.create_model("resnet18_cifar", num_classes=0))` (projection head
 Dense(2048, no bias)-BN-ReLU-Dense(128), NT-Xent at temperature 0.5), compiled with
 `keras.optimizers.SGD(lr=0.06 * B / 256, momentum=0.9, nesterov=False, weight_decay=5e-4)` (torch's
@@ -106,7 +109,7 @@ def worker_main(args) -> None:
     import kzoo
     from kzoo.selfsup import SimCLR
 
-    keras.config.set_dtype_policy("float32")
+    keras.config.set_dtype_policy("mixed_bfloat16" if args.dtype == "bfloat16" else "float32")
     keras.utils.set_random_seed(0)
     source = training_images(args)
     limit = (args.limit or None) if source == args.data else None  # the npz holds the subset already
@@ -220,6 +223,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--backend", choices=("tensorflow", "jax"), default="tensorflow", help="kzoo's Keras backend")
     p.add_argument("--jit", choices=("auto", "true", "false"), default="true", help="kzoo's compile(jit_compile=)")
+    p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
+                   help="bfloat16: Keras' mixed_bfloat16 policy for kzoo, torch.autocast for lightly")
     p.add_argument("--modes", default="e2e,step", help="e2e (with augmentation), step (train step alone)")
     p.add_argument("--peer-python", default=DEFAULT_PEER_PYTHON, help="the lightly venv's python")
     p.add_argument("--num-workers", default="0,2", help="lightly DataLoader workers to measure, comma-separated")
@@ -239,7 +244,7 @@ def main(argv: list[str] | None = None) -> None:
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     peer_workers = [int(w) for w in args.num_workers.split(",") if w.strip()]
     common = ["--batch", str(args.batch), "--warmup", str(args.warmup), "--lead", str(args.lead),
-              "--data", args.data, "--limit", str(args.limit)]
+              "--data", args.data, "--limit", str(args.limit), "--dtype", args.dtype]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", KERAS_BACKEND=args.backend)
     kzoo_cmd = [sys.executable, os.path.abspath(__file__), "--worker", "--backend", args.backend, "--jit", args.jit,
                 "--kzoo-source", args.kzoo_source, "--work-dir", args.work_dir] + common
@@ -297,7 +302,7 @@ def report(args, workers, results, modes, peer_workers, stamp, log_before, loads
     add(f"{stamp:%Y-%m-%d %H:%M} UTC, {platform.node()}, {cpu_model()}, {os.cpu_count()} CPUs; load average "
         f"{log_before[0]:.2f} before the workers started, {min(loads):.2f}-{max(loads):.2f} during the timed rounds.")
     add(f"Command: `{command}`")
-    add(f"Batch **{args.batch} pairs** ({2 * args.batch} views) per step, float32, ResNet-18 CIFAR variant "
+    add(f"Batch **{args.batch} pairs** ({2 * args.batch} views) per step, {args.dtype}, ResNet-18 CIFAR variant "
         f"(3x3/1 stem, no max-pool; backbone {kz['params_backbone']:,} trainable parameters in kzoo, "
         f"{pe['params_backbone']:,} in torch; with the projection head {kz['params']:,} / {pe['params']:,}), "
         f"SimCLR head 2048-128, NT-Xent T=0.5, SGD momentum 0.9 lr {0.06 * args.batch / 256:g} wd 5e-4; "
