@@ -4,7 +4,8 @@ lightly's SimCLR as its documentation writes it (examples/pytorch/simclr.py, wit
 settings of its benchmarks): a torchvision ResNet-18 backbone, `SimCLRProjectionHead(512, 2048,
 128)`, `NTXentLoss(temperature=0.5)`, `SimCLRTransform(input_size=32, cj_strength=0.5,
 gaussian_blur=0.0)` on PIL images, SGD (momentum 0.9, lr 0.06 * B / 256, weight decay 5e-4), and a
-`DataLoader` of B images, each giving two views; float32, `torch.set_num_threads(os.cpu_count())`.
+`DataLoader` of B images, each giving two views; float32 (`--dtype bfloat16`: the step under
+`torch.autocast("cpu", torch.bfloat16)`), `torch.set_num_threads(os.cpu_count())`.
 It needs no kzoo and no Keras, and runs under its own venv.
 
 The venv (session 14, Dec 2026; the CPU wheel index is not reachable from these machines, and

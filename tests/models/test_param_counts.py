@@ -62,3 +62,16 @@ def test_builders_directly():
         assert build_vit(32, 4, 128, 4, 2, 256, 10, "cls").count_params() == 546_186
         assert build_vgg(16).count_params() == 138_357_544
         assert trainable_count(kzoo.build_resnet("bottleneck", (3, 4, 6, 3))) == 25_557_032
+
+
+def test_airbench94_w512_widens_only_the_last_group():
+    # The SimCLR backbone of docs/selfsup.md: 512 pooled features, the first two groups airbench94's.
+    with shape_only():
+        base = kzoo.create_model("airbench94", num_classes=0)
+        wide = kzoo.create_model("airbench94_w512", num_classes=0)
+    assert base.output_shape == (None, 256) and wide.output_shape == (None, 512)
+    def early(model):
+        return [tuple(w.shape) for w in model.weights if not w.path.startswith("stage3")]
+
+    assert early(wide) == early(base)
+    assert trainable_count(wide) == 4_328_600  # the model table: 4,333,720 with a 10-class head
