@@ -155,6 +155,12 @@ def _cifar_speed() -> None:
              num_classes=10, widths=(64, 256, 512),
              description="airbench94 with its last conv group widened to 512 (512 pooled features): the "
                          "SimCLR backbone of docs/selfsup.md")
+    # A larger whitening eps damps the stem's weak (high-frequency) directions, which noise and glass
+    # blur fill, instead of boosting them up to 40x (docs/robustness.md).
+    _variant("airbench94_damped", "airbench:build_airbench", family="airbench", input_shape=(32, 32, 3),
+             num_classes=10, whiten_eps=0.1,
+             description="airbench94 whose whitening stem uses eps 0.1 instead of 5e-4, so high-frequency "
+                         "directions are damped, not amplified: the robustness model of docs/robustness.md")
     _variant("cct_7_3x1", "cct:build_cct", family="cct", input_shape=(32, 32, 3), num_classes=10,
              description="CCT-7/3x1 (Hassani et al. 2021), the paper's CIFAR model: one conv3x3 tokenizer layer, "
                          "7 blocks of width 256, sequence pooling")

@@ -42,6 +42,22 @@ def test_adapted_filters_whiten_the_patches():
     assert [w.path.split("/")[-1] for w in layer.trainable_weights] == ["bias"]  # the filters stay frozen
 
 
+def test_eps_caps_the_gain_of_the_weak_directions():
+    # Each eigen-direction comes out with power lambda / (lambda + eps): a large eps leaves the
+    # strong (smooth) directions white and damps the weak, high-frequency ones instead of boosting them.
+    images = _correlated_images()
+    windows = np.lib.stride_tricks.sliding_window_view(images, (2, 2), axis=(1, 2))
+    eigenvalues = np.linalg.eigvalsh(_second_moment(windows.transpose(0, 1, 2, 4, 5, 3).reshape(-1, 12)))
+    layer = kzoo.create_model("airbench94", num_classes=3, widths=(8, 8), whiten_eps=5.0,
+                              input_shape=(10, 10, 3)).get_layer("stem_whiten")
+    assert layer.eps == 5.0
+    layer.adapt(images)
+    out = keras.ops.convert_to_numpy(layer(images))[..., :12] - keras.ops.convert_to_numpy(layer.bias)[:12]
+    np.testing.assert_allclose(np.linalg.eigvalsh(_second_moment(out)), eigenvalues / (eigenvalues + 5.0),
+                               rtol=1e-3, atol=1e-4)
+    assert eigenvalues.min() / (eigenvalues.min() + 5.0) < 0.5  # the test has a weak direction to damp
+
+
 def test_unadapted_layer_passes_the_pixels_through_with_both_signs():
     x = np.random.default_rng(1).normal(size=(2, 5, 5, 3)).astype("float32")
     out = keras.ops.convert_to_numpy(PatchWhitening(2)(x))
