@@ -36,6 +36,8 @@ class PatchWhitening(keras.layers.Layer):
         for key, value in (("kernel_size", kernel_size), ("strides", strides)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise KzooError(f"PatchWhitening: {key} must be a positive int, got {value!r}")
+        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps >= 0:
+            raise KzooError(f"PatchWhitening: eps must be a number >= 0, got {eps!r}")
         self.kernel_size, self.eps, self.strides = kernel_size, float(eps), strides
 
     def build(self, input_shape):

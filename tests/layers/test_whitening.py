@@ -56,6 +56,8 @@ def test_eps_caps_the_gain_of_the_weak_directions():
     np.testing.assert_allclose(np.linalg.eigvalsh(_second_moment(out)), eigenvalues / (eigenvalues + 5.0),
                                rtol=1e-3, atol=1e-4)
     assert eigenvalues.min() / (eigenvalues.min() + 5.0) < 0.5  # the test has a weak direction to damp
+    with pytest.raises(KzooError, match="eps must be a number >= 0, got -0.1"):
+        kzoo.create_model("airbench94", whiten_eps=-0.1)
 
 
 def test_unadapted_layer_passes_the_pixels_through_with_both_signs():
