@@ -27,6 +27,12 @@ def _second_moment(outputs):
     return flat.T @ flat / len(flat)
 
 
+def _patch_moment(images):
+    """The second moment of the images' 2x2 patches, ordered (row, column, channel) like the kernel."""
+    windows = np.lib.stride_tricks.sliding_window_view(images, (2, 2), axis=(1, 2))
+    return _second_moment(windows.transpose(0, 1, 2, 4, 5, 3).reshape(-1, 12))
+
+
 def test_adapted_filters_whiten_the_patches():
     images = _correlated_images()
     layer = PatchWhitening(2)
@@ -36,8 +42,7 @@ def test_adapted_filters_whiten_the_patches():
     half = out[..., :12]
     np.testing.assert_allclose(out[..., 12:], -half, atol=1e-5)  # each filter and its negation
     np.testing.assert_allclose(_second_moment(half), np.eye(12), atol=0.02)  # white: unit, uncorrelated
-    windows = np.lib.stride_tricks.sliding_window_view(images, (2, 2), axis=(1, 2))
-    before = _second_moment(windows.transpose(0, 1, 2, 4, 5, 3).reshape(-1, 12))  # the raw patches are far from white
+    before = _patch_moment(images)  # the raw patches are far from white
     assert np.abs(before - np.diag(np.diag(before))).max() > 1.0
     assert [w.path.split("/")[-1] for w in layer.trainable_weights] == ["bias"]  # the filters stay frozen
 
@@ -46,8 +51,7 @@ def test_eps_caps_the_gain_of_the_weak_directions():
     # Each eigen-direction comes out with power lambda / (lambda + eps): a large eps leaves the
     # strong (smooth) directions white and damps the weak, high-frequency ones instead of boosting them.
     images = _correlated_images()
-    windows = np.lib.stride_tricks.sliding_window_view(images, (2, 2), axis=(1, 2))
-    eigenvalues = np.linalg.eigvalsh(_second_moment(windows.transpose(0, 1, 2, 4, 5, 3).reshape(-1, 12)))
+    eigenvalues = np.linalg.eigvalsh(_patch_moment(images))
     layer = kzoo.create_model("airbench94", num_classes=3, widths=(8, 8), whiten_eps=5.0,
                               input_shape=(10, 10, 3)).get_layer("stem_whiten")
     assert layer.eps == 5.0
