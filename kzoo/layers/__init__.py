@@ -2,11 +2,12 @@
 
 from kzoo.layers.drop_path import DropPath
 from kzoo.layers.position_embedding import PositionEmbedding, resample_position_embedding
-from kzoo.layers.preprocess import ImageNormalization
+from kzoo.layers.preprocess import ContrastNormalization, ImageNormalization
 from kzoo.layers.vit_layers import ClassToken, MultiHeadSelfAttention, SequencePooling, TokenPooling, TokensToGrid
 
 __all__ = [
     "ClassToken",
+    "ContrastNormalization",
     "DropPath",
     "ImageNormalization",
     "MultiHeadSelfAttention",

@@ -78,3 +78,42 @@ class ImageNormalization(keras.layers.Layer):
             "crop_pct": self.crop_pct,
             "crop_mode": self.crop_mode,
         }
+
+
+@keras.saving.register_keras_serializable(package="kzoo")
+class ContrastNormalization(keras.layers.Layer):
+    """Per image: subtract each channel's mean, then divide by the image's standard deviation.
+
+    The output is unchanged when an image's contrast is scaled about its channel means,
+    `(x - mean_c) * c + mean_c` for any c > 0 (the benchmark's `contrast` corruption), so a model
+    that starts with this layer cannot lose accuracy to contrast, only to the pixel rounding it
+    brings. One standard deviation over all channels (not one per channel) keeps the ratios
+    between channels. What is lost is each image's mean colour and overall contrast.
+    `epsilon` floors the standard deviation (in the units of the input) so a flat image maps to 0.
+
+    Example:
+        >>> x = keras.random.uniform((2, 8, 8, 3), seed=0)
+        >>> y = ContrastNormalization()(x)
+        >>> round(float(keras.ops.std(y[0])), 3)
+        1.0
+    """
+
+    def __init__(self, epsilon: float = 1e-2, **kwargs):
+        super().__init__(**kwargs)
+        if not float(epsilon) > 0.0:
+            raise ValueError(f"ContrastNormalization: epsilon must be > 0, got {epsilon}")
+        self.epsilon = float(epsilon)
+
+    def call(self, images):
+        # float32 statistics: bfloat16 sums over 3,072 pixels lose the small variance of a
+        # low-contrast image.
+        x = ops.cast(images, "float32")
+        x = x - ops.mean(x, axis=(1, 2), keepdims=True)
+        variance = ops.mean(ops.square(x), axis=(1, 2, 3), keepdims=True)
+        return ops.cast(x * ops.rsqrt(variance + self.epsilon**2), self.compute_dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "epsilon": self.epsilon}

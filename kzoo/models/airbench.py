@@ -11,6 +11,7 @@ import numpy as np
 from keras import ops
 
 from kzoo.errors import KzooError
+from kzoo.layers.preprocess import ContrastNormalization
 from kzoo.layers.whitening import PatchWhitening
 from kzoo.models.common import POOL_NAME, HEAD_NAME, check_num_classes, image_input
 from kzoo.models.features import feature_model, resolve_out_indices
@@ -77,6 +78,7 @@ def build_airbench(
     input_shape: Sequence[int] = (32, 32, 3),
     whiten_kernel: int = 2,
     whiten_eps: float = 5e-4,
+    contrast_norm: bool = False,
     bn_momentum: float = 0.6,
     logit_scale: float = 1 / 9,
     mean: Sequence[float] = CIFAR10_MEAN,
@@ -90,7 +92,9 @@ def build_airbench(
     bias, identity-initialised; BatchNorm without scale), global max-pool, and a bias-free linear
     head whose input is multiplied by `logit_scale`. `whiten_eps` is added to the stem's patch
     eigenvalues: airbench's 5e-4 boosts the weakest (high-frequency) directions up to 40x on CIFAR-10;
-    `airbench94_damped` uses 0.1, which damps them (docs/robustness.md).
+    `airbench94_damped` uses 0.1, which damps them (docs/robustness.md). `contrast_norm` puts
+    `ContrastNormalization` (per-image standardisation) before the stem, which makes the network
+    invariant to contrast (`airbench94_damped_cn`).
 
     Stage k's output is `stage{k}`; the reference pools its 3x3 map with MaxPool(3), which is the
     global max at 32x32 (and stays defined at other sizes).
@@ -108,6 +112,8 @@ def build_airbench(
     if features_only:
         resolve_out_indices(out_indices, len(widths), name)
     inputs, x = image_input(input_shape, mean, std, "airbench")
+    if contrast_norm:
+        x = ContrastNormalization(name="contrast_norm")(x)
     stages = whitened_conv_groups(x, widths, whiten_kernel, bn_momentum, whiten_eps)
     x = stages[-1]
     if features_only:
