@@ -1,6 +1,7 @@
 """What one BatchNormalization costs under TensorFlow on a CPU, beside the convolution it follows
 (forward + backward, training mode, graph mode without XLA): Keras' layer in float32 and under
-mixed_bfloat16, against TensorFlow's fused kernel (`tf.compat.v1.nn.fused_batch_norm`), on a
+mixed_bfloat16, against TensorFlow's fused kernel (`tf.compat.v1.nn.fused_batch_norm`) and kzoo's
+`FusedBatchNormalization` (which calls it, with Keras' variables and moving averages), on a
 ResNet-18 CIFAR stage-1 activation (256 x 32 x 32 x 64). The lead for kzoo's bfloat16 SimCLR gap
 (docs/benchmarks.md, "SimCLR pretraining speed").
 
@@ -14,8 +15,13 @@ import time
 
 os.environ["KERAS_BACKEND"] = "tensorflow"
 
+import sys
+
 import keras
 import tensorflow as tf
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from kzoo.layers.batchnorm import FusedBatchNormalization  # noqa: E402
 
 
 def milliseconds(layer, x, steps: int = 20, repeats: int = 3) -> float:
@@ -53,10 +59,13 @@ def main() -> None:
     xb = tf.cast(x, "bfloat16")
     conv = {p: keras.layers.Conv2D(64, 3, padding="same", use_bias=False, dtype=p) for p in ("float32", "mixed_bfloat16")}
     norm = {p: keras.layers.BatchNormalization(dtype=p) for p in ("float32", "mixed_bfloat16")}
+    kzoo_norm = {p: FusedBatchNormalization(dtype=p) for p in ("float32", "mixed_bfloat16")}
     rows = [("Conv2D 3x3, float32", conv["float32"], x), ("Conv2D 3x3, mixed_bfloat16", conv["mixed_bfloat16"], x),
             ("keras BatchNormalization, float32", norm["float32"], x),
             ("keras BatchNormalization, mixed_bfloat16 (bf16 input)", norm["mixed_bfloat16"], xb),
-            ("tf fused_batch_norm, float32", FusedBatchNorm(), x), ("tf fused_batch_norm, bfloat16 input", FusedBatchNorm(), xb)]
+            ("tf fused_batch_norm, float32", FusedBatchNorm(), x), ("tf fused_batch_norm, bfloat16 input", FusedBatchNorm(), xb),
+            ("kzoo FusedBatchNormalization, float32", kzoo_norm["float32"], x),
+            ("kzoo FusedBatchNormalization, mixed_bfloat16 (bf16 input)", kzoo_norm["mixed_bfloat16"], xb)]
     print("| layer (256x32x32x64, forward + backward) | ms |\n| --- | ---: |")
     for label, layer, inputs in rows:
         print(f"| {label} | {milliseconds(layer, inputs):.1f} |")

@@ -99,7 +99,7 @@ def _cmd_robustness(args: argparse.Namespace) -> int:
 
     r = evaluate_robustness(args.checkpoint, args.data, corruptions=args.corruptions, severities=args.severities,
                             baseline=args.baseline, out=args.out, split=args.split, batch_size=args.batch_size,
-                            limit=args.limit, seed=args.seed, clean_data=args.clean_data)
+                            limit=args.limit, seed=args.seed, clean_data=args.clean_data, storage=args.storage)
     s = r["summary"]
     print(f"clean {s['clean_accuracy']:.2%}  mean corruption accuracy {s['mean_corruption_accuracy']:.2%} "
           f"({s['corruptions_in_mean']} corruptions x {len(r['severities'])} severities, {r['num_images']} images)"
@@ -255,6 +255,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=250, help="images per batch (default: 250)")
     p.add_argument("--limit", type=int, default=None, help="a seeded subset of this many images (default: all)")
     p.add_argument("--seed", type=int, default=0, help="seeds the random corruptions (default: 0)")
+    p.add_argument("--storage", default="uint8", choices=("uint8", "float"),
+                   help="uint8 truncates each corrupted image to 8 bits as CIFAR-10-C's files store it; float "
+                        "keeps the corruption's float output (default: uint8)")
     p.add_argument("--out", default=None, help="directory for robustness.json/.md/.png (default: RUN/robustness)")
 
     _command(sub, "recipes", "list the named training recipes (kzoo train --recipe NAME)",

@@ -31,3 +31,6 @@ __all__ += ["BranchGate", "CAMGuidedPooling", "WeightedBranchSum", "saliency_poo
 from kzoo.layers.whitening import PatchWhitening, adapt_whitening  # noqa: E402
 
 __all__ += ["PatchWhitening", "adapt_whitening"]
+from kzoo.layers.batchnorm import FusedBatchNormalization  # noqa: E402
+
+__all__ += ["FusedBatchNormalization"]

@@ -85,7 +85,8 @@ def test_report_equals_corrupting_and_predicting_by_hand(tmp_path, toy):
         for level in (1, 5):
             hits = [0, 0]
             for b, start in enumerate(range(0, 40, 16)):
-                xc = np.asarray(corrupt(x[start:start + 16], name, level, seed=(3 << 32) | b))
+                # stored as 8 bits, as CIFAR-10-C's files are (the default storage)
+                xc = np.floor(np.asarray(corrupt(x[start:start + 16], name, level, seed=(3 << 32) | b)))
                 for k, m in enumerate((model, base)):
                     hits[k] += int(np.sum(np.asarray(m.predict_on_batch(xc)).argmax(-1) == y[start:start + 16]))
             assert r["accuracy"][name][level] == pytest.approx(hits[0] / 40)
@@ -134,6 +135,33 @@ def test_every_batch_gets_its_own_seed_and_both_models_the_same_images(tmp_path,
     ev.evaluate_robustness(ckpt, data, corruptions="fog", severities="2", baseline=ckpt, batch_size=16, seed=7)
     # One corruption per batch, shared by the model and the baseline; a new seed for each batch.
     assert calls == [("fog", 2, (7 << 32) | b, n) for b, n in enumerate((16, 16, 8))]
+
+
+def test_storage_uint8_truncates_what_the_model_sees_and_float_does_not(tmp_path, toy, monkeypatch):
+    import kzoo.robustness.evaluate as ev
+    from kzoo.errors import KzooError
+
+    data, _, _ = toy
+    ckpt, _ = _checkpoint(tmp_path / "run")
+    seen, original = [], ev._count
+
+    def spy(models, correct, key, x, y, first_output):
+        if key != "clean":
+            seen.append(np.asarray(x))
+        return original(models, correct, key, x, y, first_output)
+
+    monkeypatch.setattr(ev, "_count", spy)
+    fractional = {}
+    for storage in ("uint8", "float"):
+        seen.clear()
+        r = ev.evaluate_robustness(ckpt, data, corruptions="gaussian_noise", severities="3", batch_size=16,
+                                   storage=storage, out=str(tmp_path / storage))
+        assert r["storage"] == storage
+        fractional[storage] = max(float(np.abs(x - np.floor(x)).max()) for x in seen)
+        assert min(float(x.min()) for x in seen) >= 0.0 and max(float(x.max()) for x in seen) <= 255.0
+    assert fractional["uint8"] == 0.0 < fractional["float"]
+    with pytest.raises(KzooError, match="storage must be one of uint8, float"):
+        ev.evaluate_robustness(ckpt, data, corruptions="fog", storage="int16")
 
 
 @pytest.fixture(scope="module")
