@@ -33,6 +33,7 @@ from typing import Any
 import keras
 
 from kzoo.errors import KzooError
+from kzoo.layers.batchnorm import FusedBatchNormalization
 from kzoo.layers.upsample import SubpixelConvTranspose2D
 
 IMAGE_SHAPE = (32, 32, 3)
@@ -58,10 +59,10 @@ def from_pixels(images: Any) -> Any:
     return keras.ops.cast(images, "float32") / 127.5 - 1.0
 
 
-def _generator_bn(name: str, gamma: Any = "ones") -> keras.layers.BatchNormalization:
+def _generator_bn(name: str, gamma: Any = "ones") -> FusedBatchNormalization:
     # PyTorch's BatchNorm settings, which the reference GAN code uses: Keras' default momentum
     # (0.99) leaves the moving statistics, used when sampling, far behind a fast-changing generator.
-    return keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, gamma_initializer=gamma, name=name)
+    return FusedBatchNormalization(momentum=0.9, epsilon=1e-5, gamma_initializer=gamma, name=name)
 
 
 def _dcgan_32(latent_dim: int, width: int) -> tuple[keras.Model, keras.Model]:
@@ -98,7 +99,7 @@ def _dcgan_32(latent_dim: int, width: int) -> tuple[keras.Model, keras.Model]:
         x = keras.layers.Conv2D(channels, 4, strides=2, padding="same", use_bias=i == 0,
                                 kernel_initializer=init(), name=f"conv{i + 1}")(x)
         if i > 0:  # no BN on the input layer (Radford et al., section 3)
-            x = keras.layers.BatchNormalization(gamma_initializer=gamma(), name=f"conv{i + 1}_bn")(x)
+            x = FusedBatchNormalization(gamma_initializer=gamma(), name=f"conv{i + 1}_bn")(x)
         x = keras.layers.LeakyReLU(0.2)(x)
     x = keras.layers.Flatten()(x)
     logits = keras.layers.Dense(1, kernel_initializer=init(), dtype="float32", name="logit")(x)

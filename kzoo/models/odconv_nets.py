@@ -20,6 +20,7 @@ from typing import Sequence
 import keras
 
 from kzoo.errors import KzooError
+from kzoo.layers.batchnorm import FusedBatchNormalization
 from kzoo.layers.multiscale import MultiScaleFusion
 from kzoo.layers.odconv import FanOutNormal, ODConv2D
 from kzoo.layers.preprocess import ImageNormalization
@@ -70,7 +71,7 @@ def _odconv(x, filters, kernel_size, stride, name, kernel_num, reduction):
 
 
 def _bn(x, name, gamma="ones"):
-    return keras.layers.BatchNormalization(gamma_initializer=gamma, name=name, **BN)(x)
+    return FusedBatchNormalization(gamma_initializer=gamma, name=name, **BN)(x)
 
 
 def _shortcut(x, filters, stride, name):

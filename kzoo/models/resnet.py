@@ -16,7 +16,7 @@ from typing import Sequence
 import keras
 
 from kzoo.errors import KzooError
-from kzoo.layers import DropPath
+from kzoo.layers import DropPath, FusedBatchNormalization
 from kzoo.models.common import check_num_classes, classifier, image_input
 from kzoo.models.features import feature_model, resolve_out_indices
 
@@ -26,9 +26,9 @@ BLOCKS = {"basic": 1, "bottleneck": 4}  # block type -> channel expansion
 STEMS = ("imagenet", "cifar")
 
 
-def _bn(name: str) -> keras.layers.BatchNormalization:
+def _bn(name: str) -> FusedBatchNormalization:
     # torch BatchNorm2d(eps=1e-5, momentum=0.1) == Keras momentum 0.9 (weight on the old value).
-    return keras.layers.BatchNormalization(epsilon=1e-5, momentum=0.9, name=name)
+    return FusedBatchNormalization(epsilon=1e-5, momentum=0.9, name=name)
 
 
 def _conv(x, filters: int, kernel: int, stride: int, name: str):

@@ -14,6 +14,7 @@ from typing import Callable, Sequence
 import keras
 
 from kzoo.errors import KzooError
+from kzoo.layers.batchnorm import FusedBatchNormalization
 from kzoo.models.common import check_num_classes, classifier, image_input
 from kzoo.models.features import feature_model, resolve_out_indices
 
@@ -154,7 +155,7 @@ def build_vgg(
         width = max(1, round(value * width_multiplier))
         x = keras.layers.Conv2D(width, 3, padding="same", kernel_initializer=CONV_INIT, name=f"{p}_conv{conv}")(x)
         if batch_norm:
-            x = keras.layers.BatchNormalization(epsilon=1e-5, momentum=0.9, name=f"{p}_bn{conv}")(x)
+            x = FusedBatchNormalization(epsilon=1e-5, momentum=0.9, name=f"{p}_bn{conv}")(x)
         # The ReLU before each pool is the stage output: full resolution for Grad-CAM (timm's choice).
         last_in_block = cfg[index + 1] == "M"
         x = keras.layers.ReLU(name=f"stage{block}" if last_in_block else f"{p}_relu{conv}")(x)

@@ -72,7 +72,9 @@ class CaptionedCLIP(keras.Model):
         if not isinstance(inputs, dict):  # Keras' symbolic build passes the images alone: caption 0 each
             inputs = {"images": inputs, "labels": ops.one_hot(ops.zeros(ops.shape(inputs)[:1], "int32"),
                                                               self.captions.shape[0] // self.num_templates)}
-        images, labels = inputs["images"], inputs["labels"]
+        # JAX without jit hands the batch over as numpy arrays: Keras refuses to mix those with the
+        # caption ids (a JAX array) in one call argument.
+        images, labels = ops.convert_to_tensor(inputs["images"]), ops.convert_to_tensor(inputs["labels"])
         classes = ops.cast(ops.argmax(labels, axis=-1), "int32")
         batch = ops.shape(classes)[0]
         if training:
