@@ -99,7 +99,8 @@ def _cmd_robustness(args: argparse.Namespace) -> int:
 
     r = evaluate_robustness(args.checkpoint, args.data, corruptions=args.corruptions, severities=args.severities,
                             baseline=args.baseline, out=args.out, split=args.split, batch_size=args.batch_size,
-                            limit=args.limit, seed=args.seed, clean_data=args.clean_data, storage=args.storage)
+                            limit=args.limit, seed=args.seed, clean_data=args.clean_data, storage=args.storage,
+                            tta=args.tta)
     s = r["summary"]
     print(f"clean {s['clean_accuracy']:.2%}  mean corruption accuracy {s['mean_corruption_accuracy']:.2%} "
           f"({s['corruptions_in_mean']} corruptions x {len(r['severities'])} severities, {r['num_images']} images)"
@@ -110,6 +111,10 @@ def _cmd_robustness(args: argparse.Namespace) -> int:
         print(f"mCE {100 * s['mce']:.1f}  relative mCE {100 * s['relative_mce']:.1f}  (baseline = 100)")
     for family, acc in s["family_accuracy"].items():
         print(f"  {family:8s} {acc:.2%}")
+    if "tta" in r and s["mean_corruption_accuracy"] is not None:
+        t = r["tta"]["summary"]
+        print(f"with TTA ({','.join(r['tta']['modes'])}): clean {t['clean_accuracy']:.2%}  "
+              f"mean corruption accuracy {t['mean_corruption_accuracy']:.2%}")
     print(f"table, figure and JSON: {r['out']}")
     return 0
 
@@ -258,6 +263,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--storage", default="uint8", choices=("uint8", "float"),
                    help="uint8 truncates each corrupted image to 8 bits as CIFAR-10-C's files store it; float "
                         "keeps the corruption's float output (default: uint8)")
+    p.add_argument("--tta", default=None,
+                   help="also report the table with test-time augmentation: flip, translate or flip,translate "
+                        "(logits averaged over the views; costs a model pass per view; default: none)")
     p.add_argument("--out", default=None, help="directory for robustness.json/.md/.png (default: RUN/robustness)")
 
     _command(sub, "recipes", "list the named training recipes (kzoo train --recipe NAME)",

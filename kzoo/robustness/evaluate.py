@@ -3,6 +3,7 @@ corrupted on the fly (kzoo.augment.corruptions), with the paper's summary figure
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -38,6 +39,7 @@ def evaluate_robustness(
     data_dir: str | None = None,
     clean_data: str | None = None,
     storage: str = "uint8",
+    tta: str | Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Accuracy of `checkpoint` on `data`'s `split` under each corruption and severity.
 
@@ -56,6 +58,10 @@ def evaluate_robustness(
     for one that normalises contrast away: at CIFAR's contrast severity 5 (factor 0.15) the 8 bits leave
     about 40 levels per channel.
 
+    `tta` ("flip", "translate" or both; kzoo.training.tta) adds a `report["tta"]` with the same
+    table for `checkpoint`'s logits averaged over those views of each (corrupted) image, from the
+    same pass; the main table stays the plain one, which the published figures use.
+
     Example:
         >>> r = evaluate_robustness("runs/r18/best.keras", "cifar10.tar.gz", corruptions="fog,snow",
         ...                         severities="1-5", limit=1000)  # doctest: +SKIP
@@ -65,10 +71,12 @@ def evaluate_robustness(
     from kzoo.robustness.report import plot_robustness, write_markdown
     from kzoo.training.api import load_checkpoint
     from kzoo.training.evaluation import check_class_names, first_output
+    from kzoo.training.tta import parse_tta
 
     names = parse_corruptions(corruptions) if isinstance(corruptions, str) else parse_corruptions(",".join(corruptions))
     if storage not in STORAGES:
         raise KzooError(f"storage must be one of {', '.join(STORAGES)}, got {storage!r}")
+    views = parse_tta(tta)
     levels = parse_severities(severities) if isinstance(severities, str) else parse_severities(
         ",".join(map(str, severities)))
     models = {"model": load_checkpoint(checkpoint)}
@@ -93,19 +101,21 @@ def evaluate_robustness(
     log.info("%s: %d corruption(s) x %d severities of %d %s images (%s)", checkpoint, len(names), len(levels),
              bundle.num_examples, split, bundle.source)
 
-    correct = {key: {"clean": 0, **{(c, s): 0 for c in names for s in levels}} for key in models}
+    count = functools.partial(_count, models, tta=views, first_output=first_output)
+    correct = {key: {"clean": 0, **{(c, s): 0 for c in names for s in levels}}
+               for key in [*models, *(["tta"] if views else [])]}
     seen = {"clean": 0}
     bar = _progress(bundle)
     for index, (images, labels) in enumerate(bundle.dataset):
         x = np.asarray(images, dtype="float32")
         y = np.asarray(labels).argmax(-1)
-        _count(models, correct, "clean", x, y, first_output)
+        count(correct, "clean", x, y)
         seen["clean"] += len(y)
         for name in () if precomputed else names:
             for level in levels:
                 # One seed per (run seed, batch): every model sees the same corrupted images.
                 corrupted = _store(np.asarray(_corrupt(x, name, level, (seed << 32) | index)), storage)
-                _count(models, correct, (name, level), corrupted, y, first_output)
+                count(correct, (name, level), corrupted, y)
                 seen[(name, level)] = seen.get((name, level), 0) + len(y)
         if bar is not None:
             bar.add(1)
@@ -117,7 +127,7 @@ def evaluate_robustness(
                 published = kdata.load(f"{TFDS_CORRUPTED}/{TFDS_NAMES.get(name, name)}_{level}", "test", **load)
                 for images, labels in published.dataset:
                     y = np.asarray(labels).argmax(-1)
-                    _count(models, correct, (name, level), np.asarray(images, dtype="float32"), y, first_output)
+                    count(correct, (name, level), np.asarray(images, dtype="float32"), y)
                     seen[(name, level)] = seen.get((name, level), 0) + len(y)
 
     tables = {key: {c: {s: counts[(c, s)] / seen[(c, s)] for s in levels} for c in names}
@@ -133,6 +143,9 @@ def evaluate_robustness(
     if baseline is not None:
         report["baseline_accuracy"] = tables["baseline"]
         report["baseline_summary"] = summary(tables["baseline"], clean["baseline"])
+    if views:
+        report["tta"] = {"modes": views, "accuracy": tables["tta"], "clean_accuracy": clean["tta"],
+                         "summary": summary(tables["tta"], clean["tta"])}
     out = out or os.path.join(os.path.dirname(os.path.abspath(checkpoint)), "robustness")
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "robustness.json"), "w") as f:
@@ -153,10 +166,17 @@ def _store(x: np.ndarray, storage: str) -> np.ndarray:
     return np.floor(np.clip(x, 0.0, 255.0)) if storage == "uint8" else x
 
 
-def _count(models: dict, correct: dict, key, x: np.ndarray, y: np.ndarray, first_output) -> None:
+def _count(models: dict, correct: dict, key, x: np.ndarray, y: np.ndarray, *, tta: list[str], first_output) -> None:
+    from kzoo.training.tta import tta_views, tta_weights
+
     for which, model in models.items():
-        logits = np.asarray(first_output(model.predict_on_batch(x)))
-        correct[which][key] += int(np.sum(logits.argmax(-1) == y))
+        # The views are the checkpoint's alone: CE and mCE compare plain predictions.
+        views = tta_views(x, tta) if tta and which == "model" else [x]
+        logits = [np.asarray(first_output(model.predict_on_batch(v)), dtype=np.float32) for v in views]
+        correct[which][key] += int(np.sum(logits[0].argmax(-1) == y))
+        if len(logits) > 1:
+            averaged = np.average(logits, axis=0, weights=tta_weights(tta))
+            correct["tta"][key] += int(np.sum(averaged.argmax(-1) == y))
 
 
 def _progress(bundle):

@@ -47,6 +47,16 @@ def write_markdown(report: dict[str, Any], path: str) -> None:
     if "mce" in s:
         lines.append(f"- mCE {_pct(s['mce'])}, relative mCE {_pct(s['relative_mce'])} "
                      f"(baseline {report['baseline']}: 100)")
+    if "tta" in report:
+        t = report["tta"]
+        lines += ["", f"With test-time augmentation ({','.join(t['modes'])}): clean accuracy "
+                      f"{_pct(t['summary']['clean_accuracy'])}, mean corruption accuracy "
+                      f"{_pct(t['summary']['mean_corruption_accuracy'])}.", "",
+                  "| corruption | " + " | ".join(f"s{s}" for s in levels) + " | mean |",
+                  "| --- | " + " | ".join("---:" for _ in levels) + " | ---: |"]
+        for name, by_severity in t["accuracy"].items():
+            row = [by_severity[s] for s in levels]
+            lines.append(f"| {name} | " + " | ".join(_pct(a) for a in row) + f" | {_pct(np.mean(row))} |")
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
 

@@ -101,6 +101,47 @@ def test_report_equals_corrupting_and_predicting_by_hand(tmp_path, toy):
     assert "| contrast | digital |" in open(os.path.join(r["out"], "robustness.md")).read()
 
 
+def _lopsided(path):
+    """A checkpoint that reads the left half of each image only: its mirror sees other pixels."""
+    keras.utils.set_random_seed(2)
+    inputs = keras.Input((16, 16, 3))
+    x = keras.layers.Cropping2D(((0, 0), (0, 8)))(keras.layers.Rescaling(1 / 255.0)(inputs))
+    x = keras.layers.Conv2D(4, 3, activation="relu")(x)
+    model = keras.Model(inputs, keras.layers.Dense(3)(keras.layers.Flatten()(x)))
+    os.makedirs(path, exist_ok=True)
+    model.save(os.path.join(path, "best.keras"))
+    with open(os.path.join(path, "class_names.json"), "w") as f:
+        json.dump(["0", "1", "2"], f)
+    return os.path.join(path, "best.keras"), model
+
+
+def test_tta_table_averages_the_views_logits_and_leaves_the_plain_one(tmp_path, toy):
+    from kzoo.augment.corruptions import corrupt
+    from kzoo.robustness import evaluate_robustness
+
+    data, x, y = toy
+    ckpt, model = _lopsided(tmp_path / "run")
+    base_ckpt, base = _checkpoint(tmp_path / "base", seed=1)
+    r = evaluate_robustness(ckpt, data, corruptions="gaussian_noise", severities="1,5", baseline=base_ckpt,
+                            batch_size=16, seed=3, tta="flip")
+    plain, tta, baseline = {1: 0, 5: 0}, {1: 0, 5: 0}, {1: 0, 5: 0}
+    for level in (1, 5):
+        for b, start in enumerate(range(0, 40, 16)):
+            xc = np.floor(np.asarray(corrupt(x[start:start + 16], "gaussian_noise", level, seed=(3 << 32) | b)))
+            logits = [np.asarray(model.predict_on_batch(v)) for v in (xc, xc[:, :, ::-1])]
+            plain[level] += int(np.sum(logits[0].argmax(-1) == y[start:start + 16]))
+            tta[level] += int(np.sum(np.mean(logits, axis=0).argmax(-1) == y[start:start + 16]))
+            baseline[level] += int(np.sum(np.asarray(base.predict_on_batch(xc)).argmax(-1) == y[start:start + 16]))
+    assert plain != tta  # the mirror changes this model's answers, so the check below can tell
+    for level in (1, 5):
+        assert r["accuracy"]["gaussian_noise"][level] == pytest.approx(plain[level] / 40)
+        assert r["baseline_accuracy"]["gaussian_noise"][level] == pytest.approx(baseline[level] / 40)  # no TTA
+        assert r["tta"]["accuracy"]["gaussian_noise"][level] == pytest.approx(tta[level] / 40)
+    assert r["tta"]["modes"] == ["flip"] and r["tta"]["summary"]["mean_corruption_accuracy"] == pytest.approx(
+        (tta[1] + tta[5]) / 80)
+    assert "With test-time augmentation (flip)" in open(os.path.join(r["out"], "robustness.md")).read()
+
+
 def test_cli_bad_input_is_one_line(tmp_path, toy, capsys):
     data, _, _ = toy
     ckpt, _ = _checkpoint(tmp_path / "run")
@@ -110,6 +151,7 @@ def test_cli_bad_input_is_one_line(tmp_path, toy, capsys):
         (["--severities", "6"], "severities run from 1 to 5"),
         (["--baseline", other], "--baseline: "),
         (["--clean-data", data], "--clean-data goes with --data tfds:cifar10_corrupted"),
+        (["--tta", "rotate"], "--tta 'rotate' is not supported"),
     ]
     for extra, message in cases:
         code = main(["robustness", "--checkpoint", ckpt, "--data", data, "--corruptions", "fog", *extra])
@@ -145,10 +187,10 @@ def test_storage_uint8_truncates_what_the_model_sees_and_float_does_not(tmp_path
     ckpt, _ = _checkpoint(tmp_path / "run")
     seen, original = [], ev._count
 
-    def spy(models, correct, key, x, y, first_output):
+    def spy(models, correct, key, x, y, **kwargs):
         if key != "clean":
             seen.append(np.asarray(x))
-        return original(models, correct, key, x, y, first_output)
+        return original(models, correct, key, x, y, **kwargs)
 
     monkeypatch.setattr(ev, "_count", spy)
     fractional = {}
