@@ -17,10 +17,12 @@ k (a k times wider blur of white noise has about 1/k of its amplitude; `noise_ga
 Zoom factors, the pixelate ratio, and the fog and frost fractals (generated at the image's size)
 are relative already and used as published.
 
+Glass blur runs the reference's raster loop of pixel "swaps" as it behaves, batched: its swap
+statement, on numpy views, copies the neighbour's pixel and leaves the neighbour as it was
+(`corruptions_blur.glass_pass`), and that is what the published CIFAR-10-C files hold.
+
 What is not the reference's code (each function's docstring says more):
   * motion blur (and snow's) is imagecorruptions' numpy re-implementation of ImageMagick's;
-  * glass blur shuffles pixels by a batched local permutation per published iteration (noisy
-    argsorts), calibrated to the displacements of the reference's raster loop of swaps;
   * frost uses procedural frost textures (seeded plasma fractals) instead of six photographs;
   * spatter's water drops approximate OpenCV's Canny / distance transform / equalisation;
   * JPEG is a DCT quantisation in `keras.ops` (libjpeg's tables, 4:2:0, float arithmetic);

@@ -231,18 +231,43 @@ def test_impulse_noise_flips_the_published_fraction():
         assert abs(salt - pepper) < 4 * np.sqrt(c / out.size)
 
 
-def test_glass_blur_shuffles_pixels_locally_like_the_reference():
-    # With no blur the output is a permutation of the pixels; each channel here encodes the
-    # pixel's row or column, so the displacement can be read back. The reference's raster of
-    # swaps moves pixels 1.37 px on average for delta = 1 and 2.17 px for delta = 2, without drift.
+def _reference_glass_pass(image, dy, dx, delta):
+    """The published loop on one (H, W, 3) uint8 image, its swap statement verbatim, with the
+    offsets it would have drawn at each (h, w) read from `dy`, `dx`."""
+    x = image.copy()
+    height, width = x.shape[:2]
+    for h in range(height - delta, delta, -1):
+        for w in range(width - delta, delta, -1):
+            h_prime, w_prime = h + dy[h, w], w + dx[h, w]
+            x[h, w], x[h_prime, w_prime] = x[h_prime, w_prime], x[h, w]  # views: a copy, not a swap
+    return x
+
+
+@pytest.mark.parametrize("delta,size", [(1, (32, 32)), (2, (20, 24)), (3, (24, 17)), (4, (40, 40))])
+def test_glass_pass_equals_the_reference_loop_exactly(delta, size):
+    rng = np.random.default_rng(delta)
+    images = rng.integers(0, 256, (3, *size, 3)).astype(np.uint8)
+    dy, dx = rng.integers(-delta, delta, (2, 3, *size)).astype(np.int32)  # randint's [-delta, delta)
+    out = np_(blur.glass_pass(F, t(images.astype("float32")), t(dy, "int32"), t(dx, "int32"), delta))
+    expected = np.stack([_reference_glass_pass(images[b], dy[b], dx[b], delta) for b in range(3)])
+    np.testing.assert_array_equal(out, expected.astype("float32"))
+    if delta == 1:  # nothing is moved twice: every visited pixel holds its own or an up-left neighbour's value
+        assert np.mean(np.all(out == images, axis=-1)[:, 2:, 2:]) < 0.5
+
+
+def test_glass_blur_offsets_are_uniform_over_the_published_range():
+    # No blur; the channels encode each pixel's row and column, so its source can be read back.
+    # delta = 1: every visited pixel copies itself, its left, upper or upper-left neighbour, each
+    # with probability 1/4 (numpy's randint(-1, 1) draws -1 or 0); the border rows stay.
     rows, cols = np.mgrid[0:32, 0:32]
-    x = np.stack([rows * 8.0, cols * 8.0, np.zeros((32, 32))], axis=-1)[None].repeat(2, 0)
-    for delta, expected in ((1, 1.37), (2, 2.17)):
-        out = np_(blur.glass_blur(F, t(x / 255.0), _rng.make_key(F, delta), 1e-3, delta, 1)) * 255.0
-        src_r, src_c = np.round(out[..., 0] / 8.0), np.round(out[..., 1] / 8.0)
-        assert all(len(set(zip(r.ravel(), c.ravel()))) == 1024 for r, c in zip(src_r, src_c))  # a permutation
-        dy, dx = (src_r - rows)[:, 6:26, 6:26], (src_c - cols)[:, 6:26, 6:26]
-        assert abs(np.hypot(dy, dx).mean() / expected - 1) < 0.2 and abs(dy.mean()) < 0.3 and abs(dx.mean()) < 0.3
+    x = np.stack([rows * 8.0, cols * 8.0, np.zeros((32, 32))], axis=-1)[None].repeat(64, 0)
+    out = np_(blur.glass_blur(F, t(x / 255.0), _rng.make_key(F, 1), 1e-3, 1, 1)) * 255.0
+    dy = (np.round(out[..., 0] / 8.0) - rows)[:, 2:, 2:]
+    dx = (np.round(out[..., 1] / 8.0) - cols)[:, 2:, 2:]
+    for offset in ((0, 0), (0, -1), (-1, 0), (-1, -1)):
+        share = np.mean((dy == offset[0]) & (dx == offset[1]))
+        assert abs(share - 0.25) < 4 * np.sqrt(0.25 * 0.75 / dy.size), (offset, share)
+    np.testing.assert_allclose(out[:, :2], x[:, :2], atol=1e-3)
 
 
 def test_elastic_displacements_grow_with_severity():
