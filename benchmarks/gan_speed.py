@@ -15,7 +15,10 @@ Every configuration: the same batch (`--batch`) of random integer-valued float32
 - `kerasio_tf`: the structure of keras.io/examples/generative/dcgan_overriding_train_step: a
   `keras.Model` whose `train_step` runs two `tf.GradientTape`s (one D pass over [fake; real], labels
   with 0.05 uniform noise, `BinaryCrossentropy(from_logits=True)`), with kzoo's two networks called
-  with training=True (the example's own networks have no BatchNorm), trained by `fit`;
+  with training=True (the example's own networks have no BatchNorm), trained by `fit`. The
+  networks are rebuilt with Keras' own `BatchNormalization` (same config and weights), the layer a
+  user of the example has; `kerasio_tf_fusedbn` keeps kzoo's `FusedBatchNormalization` (the
+  structure's cost alone, a row of its own that the keras.io ratio does not use);
 - `kzoo_tf_xla`, `kerasio_tf_xla`: jit_compile=True (Keras' "auto" is no XLA under TF on a CPU).
 
 Each configuration is a long-lived worker process (KERAS_BACKEND set per worker; torch runs from
@@ -62,6 +65,8 @@ CONFIGS = {
     "torch_cl": ("torch", None, "channels_last", "PyTorch eager DCGAN, channels_last"),
     "kerasio_tf": ("kerasio", "tensorflow", "auto", "keras.io DCGAN train_step, TF"),
     "kerasio_tf_xla": ("kerasio", "tensorflow", True, "keras.io DCGAN train_step, TF + XLA"),
+    "kerasio_tf_fusedbn": ("kerasio_fusedbn", "tensorflow", "auto",
+                           "keras.io DCGAN train_step, TF, with kzoo's FusedBatchNormalization"),
 }
 
 
@@ -124,6 +129,20 @@ def keras_io_gan(keras, tf, generator, discriminator):
     return KerasIoGAN()
 
 
+def plain_keras(keras, model):
+    """`model` rebuilt with Keras' BatchNormalization for kzoo's fused one (same config and weights)."""
+    from kzoo.layers import FusedBatchNormalization
+
+    def clone(layer):
+        cls = keras.layers.BatchNormalization if isinstance(layer, FusedBatchNormalization) else layer.__class__
+        return cls.from_config(layer.get_config())
+
+    copy = keras.models.clone_model(model, clone_function=clone)
+    copy.set_weights(model.get_weights())
+    assert not any(isinstance(layer, FusedBatchNormalization) for layer in copy.layers)
+    return copy
+
+
 def worker_keras(name: str, args) -> None:
     family, backend, jit, _ = CONFIGS[name]
     import keras
@@ -144,6 +163,8 @@ def worker_keras(name: str, args) -> None:
         model = GAN(generator, discriminator, latent_dim=LATENT, loss="non_saturating", d_steps=1)
         model.compile(g_optimizer=adam(), d_optimizer=adam(), jit_compile=jit)
     else:
+        if family == "kerasio":
+            generator, discriminator = plain_keras(keras, generator), plain_keras(keras, discriminator)
         model = keras_io_gan(keras, tf, generator, discriminator)
         model.compile(d_optimizer=adam(), g_optimizer=adam(),
                       loss_fn=keras.losses.BinaryCrossentropy(from_logits=True), jit_compile=jit)
