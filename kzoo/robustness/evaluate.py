@@ -70,7 +70,7 @@ def evaluate_robustness(
     from kzoo import data as kdata
     from kzoo.robustness.report import plot_robustness, write_markdown
     from kzoo.training.api import load_checkpoint
-    from kzoo.training.evaluation import check_class_names, first_output
+    from kzoo.training.evaluation import check_class_names
     from kzoo.training.tta import parse_tta
 
     names = parse_corruptions(corruptions) if isinstance(corruptions, str) else parse_corruptions(",".join(corruptions))
@@ -101,7 +101,7 @@ def evaluate_robustness(
     log.info("%s: %d corruption(s) x %d severities of %d %s images (%s)", checkpoint, len(names), len(levels),
              bundle.num_examples, split, bundle.source)
 
-    count = functools.partial(_count, models, tta=views, first_output=first_output)
+    count = functools.partial(_count, models, tta=views)
     correct = {key: {"clean": 0, **{(c, s): 0 for c in names for s in levels}}
                for key in [*models, *(["tta"] if views else [])]}
     seen = {"clean": 0}
@@ -166,16 +166,14 @@ def _store(x: np.ndarray, storage: str) -> np.ndarray:
     return np.floor(np.clip(x, 0.0, 255.0)) if storage == "uint8" else x
 
 
-def _count(models: dict, correct: dict, key, x: np.ndarray, y: np.ndarray, *, tta: list[str], first_output) -> None:
-    from kzoo.training.tta import tta_views, tta_weights
+def _count(models: dict, correct: dict, key, x: np.ndarray, y: np.ndarray, *, tta: list[str]) -> None:
+    from kzoo.training.evaluation import predict_batch
 
     for which, model in models.items():
         # The views are the checkpoint's alone: CE and mCE compare plain predictions.
-        views = tta_views(x, tta) if tta and which == "model" else [x]
-        logits = [np.asarray(first_output(model.predict_on_batch(v)), dtype=np.float32) for v in views]
-        correct[which][key] += int(np.sum(logits[0].argmax(-1) == y))
-        if len(logits) > 1:
-            averaged = np.average(logits, axis=0, weights=tta_weights(tta))
+        logits, averaged = predict_batch(model, x, tta if which == "model" else ())
+        correct[which][key] += int(np.sum(logits.argmax(-1) == y))
+        if tta and which == "model":
             correct["tta"][key] += int(np.sum(averaged.argmax(-1) == y))
 
 

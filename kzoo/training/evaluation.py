@@ -28,6 +28,22 @@ def num_classes(model: keras.Model) -> int:
     return int(model.outputs[0].shape[-1])
 
 
+def predict_batch(model: keras.Model, images: np.ndarray, tta: Sequence[str] = ()) -> tuple[np.ndarray, np.ndarray]:
+    """float32 logits of one numpy batch, and with `tta` modes their weighted average over the
+    views (kzoo.training.tta); without, the same logits twice.
+
+    Example:
+        >>> plain, averaged = predict_batch(model, images, ["flip"])  # doctest: +SKIP
+    """
+    from kzoo.training.tta import tta_views, tta_weights
+
+    views = tta_views(images, tta) if tta else [images]
+    outputs = [np.asarray(first_output(model.predict_on_batch(v)), dtype=np.float32) for v in views]
+    if not tta:
+        return outputs[0], outputs[0]
+    return outputs[0], np.average(outputs, axis=0, weights=tta_weights(tta))
+
+
 def predict_logits(model: keras.Model, batches: Iterable, tta: Sequence[str] = (),
                    progress: bool = False) -> tuple[np.ndarray, ...]:
     """Run `model` over `(images, labels)` batches; labels may be integer or one-hot.
@@ -40,16 +56,13 @@ def predict_logits(model: keras.Model, batches: Iterable, tta: Sequence[str] = (
     Example:
         >>> logits, labels = predict_logits(model, [(images, one_hot)])  # doctest: +SKIP
     """
-    from kzoo.training.tta import tta_views, tta_weights
-
     plain, augmented, labels = [], [], []
     bar = keras.utils.Progbar(_batch_count(batches), unit_name="batch") if progress else None
     for images, y in batches:
         # numpy in: a tf.data batch is a TensorFlow tensor, which the JAX backend cannot take.
-        views = tta_views(np.asarray(images), tta) if tta else [np.asarray(images)]
-        outputs = [np.asarray(first_output(model.predict_on_batch(v)), dtype=np.float32) for v in views]
-        plain.append(outputs[0])
-        augmented.append(np.average(outputs, axis=0, weights=tta_weights(tta) if tta else None))
+        logits, averaged = predict_batch(model, np.asarray(images), tta)
+        plain.append(logits)
+        augmented.append(averaged)
         y = np.asarray(y)
         labels.append(y.argmax(-1) if y.ndim == 2 else y.astype(np.int64))
         if bar is not None:
