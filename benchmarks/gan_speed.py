@@ -1,7 +1,10 @@
 """GAN training speed, steps/s: kzoo's `dcgan_32` GAN against the same DCGAN in PyTorch and against
 the keras.io DCGAN example's `train_step`, in one run on this CPU (issue 28).
 
-One step = one discriminator update on a real and a generated batch, then one generator update.
+One step = one discriminator update on a real and a generated batch, then one generator update,
+either on the discriminator update's fakes (kzoo's default `reuse_fakes`, the structure of
+pytorch/examples' DCGAN: one generator forward per step) or on fresh noise (`*_fresh` rows,
+kzoo's `reuse_fakes=False`; the keras.io example's structure).
 Every configuration: the same batch (`--batch`) of random integer-valued float32 pixels in [0, 255]
 (`--images` of 32x32x3, seed 0), latent_dim 100, float32, two Adam(2e-4, beta_1=0.5):
 - `kzoo_tf`, `kzoo_jax` (skipped when jax is not installed): `build_gan_networks("dcgan_32",
@@ -9,9 +12,10 @@ Every configuration: the same batch (`--batch`) of random integer-valued float32
   `tf.data.Dataset.from_tensor_slices(images).repeat().batch(B)`;
 - `torch` (NCHW), `torch_cl` (channels_last): the same networks in PyTorch, written here (sizes,
   BatchNorm placement, eps and momentum, activations, N(0, 0.02) init; parameter counts asserted
-  equal), eager, `torch.set_num_threads(os.cpu_count())`, kzoo's step: fake = G(z1) without gradient;
-  D loss mean(softplus(-D(real))) + mean(softplus(D(fake))) (= BCE from logits; two D passes); then
-  G loss mean(softplus(-D(G(z2)))) on fresh noise, D's weights not differentiated;
+  equal), eager, `torch.set_num_threads(os.cpu_count())`, kzoo's step: fake = G(z1); D loss
+  mean(softplus(-D(real))) + mean(softplus(D(fake.detach()))) (= BCE from logits; two D passes);
+  then G loss mean(softplus(-D(fake))) through the updated D (`torch_fresh`, `torch_cl_fresh`: fake
+  = G(z1) without gradient, G loss on G(z2)), D's weights not differentiated;
 - `kerasio_tf`: the structure of keras.io/examples/generative/dcgan_overriding_train_step: a
   `keras.Model` whose `train_step` runs two `tf.GradientTape`s (one D pass over [fake; real], labels
   with 0.05 uniform noise, `BinaryCrossentropy(from_logits=True)`), with kzoo's two networks called
@@ -28,12 +32,14 @@ in each of `--repeats` rounds each times `--steps` steps while the others idle, 
 after its first (iterator start) and reads the loss after each (a host sync: JAX's asynchronous
 dispatch hides nothing); torch reads its loss after each step too. kzoo's JAX worker keeps freed host
 memory as `kzoo train` does. Printed: the median steps/s and the ratios of kzoo's medians to the
-faster torch configuration's and to keras.io's; raw timings, CPU, date, versions go to `--out`.
+faster torch configuration's of the same step structure (reuse or fresh) and to keras.io's; raw
+timings, CPU, date, versions go to `--out`.
 
 Torch venv: python3 -m venv /tmp/torch-peer && /tmp/torch-peer/bin/pip install -q torch==2.13.0 numpy
 Run from the repository root, machine otherwise idle:
     TF_CPP_MIN_LOG_LEVEL=2 .venv/bin/python benchmarks/gan_speed.py --batch 64 --steps 50 --repeats 3 \
         --configs kzoo_tf,torch,kerasio_tf,kzoo_jax,torch_cl --out /tmp/gan_speed.json
+    ... --configs kzoo_tf,torch,kerasio_tf,kzoo_tf_fresh,torch_fresh      # both step structures
     ... --configs kzoo_tf_xla,torch,kerasio_tf_xla        # the XLA pair
     ... --smoke                                           # 3 steps after 2 warm-up, 1 round
 """
@@ -57,12 +63,18 @@ from throughput import cpu_model  # benchmarks/ is on sys.path when a script her
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LATENT = 100
 # name -> (family, KERAS_BACKEND or None, jit_compile (torch: memory format), description)
+# The families whose medians are compared: (kzoo family, the peer family it is measured against).
+PAIRS = (("kzoo", "torch"), ("kzoo", "kerasio"), ("kzoo_fresh", "torch_fresh"), ("kzoo_fresh", "kerasio"))
 CONFIGS = {
     "kzoo_tf": ("kzoo", "tensorflow", "auto", "kzoo GAN.fit, TF"),
     "kzoo_tf_xla": ("kzoo", "tensorflow", True, "kzoo GAN.fit, TF + XLA"),
     "kzoo_jax": ("kzoo", "jax", "auto", "kzoo GAN.fit, JAX"),
+    "kzoo_tf_fresh": ("kzoo_fresh", "tensorflow", "auto", "kzoo GAN.fit, TF, fresh noise for G"),
+    "kzoo_jax_fresh": ("kzoo_fresh", "jax", "auto", "kzoo GAN.fit, JAX, fresh noise for G"),
     "torch": ("torch", None, "contiguous_format", "PyTorch eager DCGAN, NCHW"),
     "torch_cl": ("torch", None, "channels_last", "PyTorch eager DCGAN, channels_last"),
+    "torch_fresh": ("torch_fresh", None, "contiguous_format", "PyTorch eager DCGAN, NCHW, fresh noise for G"),
+    "torch_cl_fresh": ("torch_fresh", None, "channels_last", "PyTorch eager DCGAN, channels_last, fresh noise for G"),
     "kerasio_tf": ("kerasio", "tensorflow", "auto", "keras.io DCGAN train_step, TF"),
     "kerasio_tf_xla": ("kerasio", "tensorflow", True, "keras.io DCGAN train_step, TF + XLA"),
     "kerasio_tf_fusedbn": ("kerasio_fusedbn", "tensorflow", "auto",
@@ -159,8 +171,9 @@ def worker_keras(name: str, args) -> None:
     keras.utils.set_random_seed(0)
     generator, discriminator = build_gan_networks("dcgan_32", latent_dim=LATENT)
     adam = lambda: keras.optimizers.Adam(2e-4, beta_1=0.5)  # noqa: E731
-    if family == "kzoo":
-        model = GAN(generator, discriminator, latent_dim=LATENT, loss="non_saturating", d_steps=1)
+    if family.startswith("kzoo"):
+        model = GAN(generator, discriminator, latent_dim=LATENT, loss="non_saturating", d_steps=1,
+                    reuse_fakes=family == "kzoo")
         model.compile(g_optimizer=adam(), d_optimizer=adam(), jit_compile=jit)
     else:
         if family == "kerasio":
@@ -226,6 +239,7 @@ def worker_torch(name: str, args) -> None:
         if getattr(m, "bias", None) is not None:
             nn.init.zeros_(m.bias)
     layout = getattr(torch, CONFIGS[name][2])
+    reuse = CONFIGS[name][0] == "torch"
     G, D = G.to(memory_format=layout), D.to(memory_format=layout)
     opt_g = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
@@ -238,15 +252,15 @@ def worker_torch(name: str, args) -> None:
         start = time.perf_counter()
         for _ in range(steps):
             real = next(batches) / 127.5 - 1.0
-            with torch.no_grad():
+            with torch.set_grad_enabled(reuse):
                 fake = G(torch.randn(B, LATENT))
             opt_d.zero_grad(set_to_none=True)
-            d_loss = F.softplus(-D(real)).mean() + F.softplus(D(fake)).mean()
+            d_loss = F.softplus(-D(real)).mean() + F.softplus(D(fake.detach())).mean()
             d_loss.backward()
             opt_d.step()
             D.requires_grad_(False)  # G's update differentiates G's weights only, as kzoo's tape does
             opt_g.zero_grad(set_to_none=True)
-            g_loss = F.softplus(-D(G(torch.randn(B, LATENT)))).mean()
+            g_loss = F.softplus(-D(fake if reuse else G(torch.randn(B, LATENT)))).mean()
             g_loss.backward()
             opt_g.step()
             D.requires_grad_(True)
@@ -306,7 +320,7 @@ def main(argv: list[str] | None = None) -> None:
     args.images = max(args.images, args.batch)
     if args.worker:
         sys.stdout = sys.stderr  # library chatter off the reply channel
-        worker = worker_torch if CONFIGS[args.worker][0] == "torch" else worker_keras
+        worker = worker_torch if CONFIGS[args.worker][0].startswith("torch") else worker_keras
         return worker(args.worker, args)
 
     names = [c for c in args.configs.split(",") if c]
@@ -314,8 +328,8 @@ def main(argv: list[str] | None = None) -> None:
         p.error(f"unknown configuration(s) {unknown}; known: {', '.join(CONFIGS)}")
     notes = []
     for n in list(names):
-        if (n == "kzoo_jax" and importlib.util.find_spec("jax") is None
-                or CONFIGS[n][0] == "torch" and not os.path.exists(args.torch_python)):
+        if (CONFIGS[n][1] == "jax" and importlib.util.find_spec("jax") is None
+                or CONFIGS[n][0].startswith("torch") and not os.path.exists(args.torch_python)):
             names.remove(n)
             notes.append(f"{n} skipped: no jax in this venv, or no {args.torch_python}")
     stamp, started = datetime.datetime.now(datetime.timezone.utc), time.time()
@@ -346,16 +360,16 @@ def main(argv: list[str] | None = None) -> None:
     rate = {n: [args.steps / s for s in times[n]] for n in names}
     median = {n: statistics.median(v) for n, v in rate.items()}
     best = lambda family: max((n for n in names if CONFIGS[n][0] == family), key=median.get, default=None)  # noqa: E731
-    refs = {"torch": best("torch"), "keras.io": best("kerasio")}
-    ratios = {f"{n}/{ref}": median[n] / median[ref] for n in names if CONFIGS[n][0] == "kzoo"
-              for ref in refs.values() if ref}
+    ratios = {f"{n}/{best(peer)}": median[n] / median[best(peer)] for kzoo_family, peer in PAIRS
+              if best(peer) for n in names if CONFIGS[n][0] == kzoo_family}
     lines = [f"{stamp:%Y-%m-%d %H:%M} UTC, {cpu_model()}, {os.cpu_count()} CPUs, load average "
              f"{min(loads):.2f}-{max(loads):.2f} during the timed rounds; batch {args.batch}, float32, "
              f"{args.steps} timed steps after {args.warmup} warm-up, {args.repeats} rounds, rotating order.", "",
-             f"| configuration | backend | jit_compile | steps/s median | min-max | img/s | kzoo / {refs['torch']} "
-             f"| kzoo / {refs['keras.io']} |", "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+             "| configuration | backend | jit_compile | steps/s median | min-max | img/s | kzoo / torch (same "
+             "structure) | kzoo / keras.io |", "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |"]
     for n in names:
-        cells = [f"**{ratios[f'{n}/{ref}']:.2f}x**" if f"{n}/{ref}" in ratios else "" for ref in refs.values()]
+        peers = [best(peer) for family, peer in PAIRS if family == CONFIGS[n][0]] or [None, None]
+        cells = [f"**{ratios[f'{n}/{ref}']:.2f}x** ({ref})" if f"{n}/{ref}" in ratios else "" for ref in peers]
         lines.append(f"| {n}: {CONFIGS[n][3]} | {info[n]['backend']} | {info[n]['jit_compile']} | "
                      f"{median[n]:.2f} | {min(rate[n]):.2f}-{max(rate[n]):.2f} | {median[n] * args.batch:.0f} | "
                      + " | ".join(cells) + " |")

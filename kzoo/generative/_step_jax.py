@@ -45,7 +45,8 @@ def _noise(gan: GAN, state: _Values, batch: int) -> Any:
 
 
 def train_step(gan: GAN, state: tuple[list[Any], ...], data: Any) -> tuple[dict[str, Any], tuple[list[Any], ...]]:
-    """`d_steps` discriminator updates then one generator update, without touching any variable."""
+    """`d_steps` discriminator updates then one generator update (on the last D update's fakes
+    with `gan.reuse_fakes`, else on fresh noise), without touching any variable."""
     trainable, non_trainable, optimizer_values, metric_values = state
     weights = _Values(gan.trainable_variables, trainable)
     buffers = _Values(gan.non_trainable_variables, non_trainable)
@@ -57,9 +58,18 @@ def train_step(gan: GAN, state: tuple[list[Any], ...], data: Any) -> tuple[dict[
     real = gan.real_images(data)
     records = []  # (tracker, value), applied to the metric state at the end
 
-    for _ in range(gan.d_steps):
+    for step in range(gan.d_steps):
         noise = _noise(gan, buffers, real.shape[0])
-        fake, g_state = generator.stateless_call(weights.get(g_vars), buffers.get(g_buffers), noise, training=True)
+        g_weights, g_buffer_values = weights.get(g_vars), buffers.get(g_buffers)
+
+        def g_forward(w: list[Any], g_buffer_values=g_buffer_values, noise=noise) -> tuple[Any, list[Any]]:
+            return generator.stateless_call(w, g_buffer_values, noise, training=True)
+
+        if gan.reuse_fakes and step == gan.d_steps - 1:
+            # The generator update will reuse these fakes: keep this forward pass's pullback.
+            fake, g_pullback, g_state = jax.vjp(g_forward, g_weights, has_aux=True)
+        else:
+            fake, g_state = g_forward(g_weights)
         buffers.set(g_buffers, g_state)
         (d_loss, (d_state, d_real, d_fake)), grads = jax.value_and_grad(gan.d_objective, has_aux=True)(
             weights.get(d_vars), buffers.get(d_buffers), real, fake)
@@ -69,10 +79,16 @@ def train_step(gan: GAN, state: tuple[list[Any], ...], data: Any) -> tuple[dict[
         slots.set(d_opt.variables, new_slots)
         records += [(gan.d_loss_tracker, d_loss), (gan.d_real_tracker, d_real), (gan.d_fake_tracker, d_fake)]
 
-    noise = _noise(gan, buffers, real.shape[0])
-    (g_loss, (g_state, d_state)), grads = jax.value_and_grad(gan.g_objective, has_aux=True)(
-        weights.get(g_vars), buffers.get(g_buffers), weights.get(d_vars), buffers.get(d_buffers), noise)
-    buffers.set(g_buffers, g_state)
+    if gan.reuse_fakes:
+        # d loss / d fake through the updated discriminator, then back through the kept pullback.
+        (g_loss, d_state), fake_grad = jax.value_and_grad(gan.fake_objective, has_aux=True)(
+            fake, weights.get(d_vars), buffers.get(d_buffers))
+        (grads,) = g_pullback(fake_grad)
+    else:
+        noise = _noise(gan, buffers, real.shape[0])
+        (g_loss, (g_state, d_state)), grads = jax.value_and_grad(gan.g_objective, has_aux=True)(
+            weights.get(g_vars), buffers.get(g_buffers), weights.get(d_vars), buffers.get(d_buffers), noise)
+        buffers.set(g_buffers, g_state)
     buffers.set(d_buffers, d_state)
     new_weights, new_slots = g_opt.stateless_apply(slots.get(g_opt.variables), grads, weights.get(g_vars))
     weights.set(g_vars, new_weights)

@@ -33,15 +33,24 @@ def _value_and_grad(objective: Callable[..., Any], weights: list[Any], *args: An
 
 
 def train_step(gan: GAN, data: Any) -> dict[str, Any]:
-    """`d_steps` discriminator updates then one generator update; returns the metric results."""
+    """`d_steps` discriminator updates then one generator update (on the last D update's fakes
+    with `gan.reuse_fakes`, else on fresh noise); returns the metric results."""
     generator, discriminator = gan.generator, gan.discriminator
     g_vars, g_buffers = generator.trainable_variables, generator.non_trainable_variables
     d_vars, d_buffers = discriminator.trainable_variables, discriminator.non_trainable_variables
     real = gan.real_images(data)
     batch = ops.shape(real)[0]
-    for _ in range(gan.d_steps):
+    for step in range(gan.d_steps):
         noise = keras.random.normal((batch, gan.latent_dim), seed=gan.seed_generator)
-        fake = generator(noise, training=True)
+        if gan.reuse_fakes and step == gan.d_steps - 1:
+            # The generator update will reuse these fakes: keep this forward pass on a tape.
+            g_weights = _values(g_vars)
+            with tf.GradientTape() as g_tape:
+                g_tape.watch(g_weights)
+                fake, g_state = generator.stateless_call(g_weights, _values(g_buffers), noise, training=True)
+            _assign(g_buffers, g_state)
+        else:
+            fake = generator(noise, training=True)
         (d_loss, (d_state, d_real, d_fake)), grads = _value_and_grad(
             gan.d_objective, _values(d_vars), _values(d_buffers), real, fake)
         _assign(d_buffers, d_state)
@@ -50,10 +59,16 @@ def train_step(gan: GAN, data: Any) -> dict[str, Any]:
         gan.d_real_tracker.update_state(d_real)
         gan.d_fake_tracker.update_state(d_fake)
 
-    noise = keras.random.normal((batch, gan.latent_dim), seed=gan.seed_generator)
-    (g_loss, (g_state, d_state)), grads = _value_and_grad(
-        gan.g_objective, _values(g_vars), _values(g_buffers), _values(d_vars), _values(d_buffers), noise)
-    _assign(g_buffers, g_state)
+    if gan.reuse_fakes:
+        # d loss / d fake through the updated discriminator, then back through the taped generator.
+        (g_loss, d_state), fake_grad = _value_and_grad(
+            gan.fake_objective, fake, _values(d_vars), _values(d_buffers))
+        grads = g_tape.gradient(fake, g_weights, output_gradients=fake_grad)
+    else:
+        noise = keras.random.normal((batch, gan.latent_dim), seed=gan.seed_generator)
+        (g_loss, (g_state, d_state)), grads = _value_and_grad(
+            gan.g_objective, _values(g_vars), _values(g_buffers), _values(d_vars), _values(d_buffers), noise)
+        _assign(g_buffers, g_state)
     _assign(d_buffers, d_state)
     gan.g_optimizer.apply(grads, g_vars)
     gan.g_loss_tracker.update_state(g_loss)

@@ -39,6 +39,8 @@ GAN_HELP = {
     "gan_loss": "objective: hinge or non_saturating (default: the architecture's, hinge for sngan_32, "
                 "non_saturating for dcgan_32)",
     "d_steps": "discriminator updates per generator update",
+    "reuse_fakes": "train the generator on the last discriminator update's fakes (one generator forward pass "
+                   "per step, as PyTorch's DCGAN example); --no-reuse-fakes draws fresh noise for it (keras.io's)",
     "latent_dim": "size of the generator's noise vector",
     "width": "base channel count (64 = the published networks; smaller trains faster)",
     "g_ema": "keep an exponential moving average of the generator with this decay per step; samples, "
@@ -81,6 +83,7 @@ class GanConfig(TrainConfig):
     beta_2: float = 0.999
     gan_loss: str | None = None
     d_steps: int = 1
+    reuse_fakes: bool = True
     latent_dim: int = 128
     width: int = 64
     g_ema: float | None = 0.999

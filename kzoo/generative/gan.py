@@ -2,9 +2,13 @@
 
 Each fit step takes a batch of real images (float pixels in [0, 255], or `(images, labels)`
 with the labels ignored), makes `d_steps` discriminator updates, each on fresh noise and the
-same real batch, then one generator update. The two networks have their own optimizers (and
-learning rates); `d_loss`, `g_loss`, `d_real` and `d_fake` (mean discriminator logits on real
-and generated images) show in the progress bar and in the history.
+same real batch, then one generator update. By default (`reuse_fakes=True`) the generator update
+differentiates the fake batch of the last discriminator update through the updated
+discriminator, as PyTorch's DCGAN example does, so a step runs the generator forward once
+instead of twice; `reuse_fakes=False` draws fresh noise for it, as the keras.io example does.
+The two networks have their own optimizers (and learning rates); `d_loss`, `g_loss`, `d_real`
+and `d_fake` (mean discriminator logits on real and generated images) show in the progress bar
+and in the history.
 
 Keras has no backend-agnostic way to take two losses' gradients with respect to two variable
 sets in one step, so the step itself is written twice, behind this one class:
@@ -75,6 +79,8 @@ class GAN(keras.Model):
             `ema_update`), and used by `sample` and `generate` by default. The generator's
             BatchNorm statistics are shared, not averaged.
         seed: seed of the training noise (a `keras.random.SeedGenerator`, saved with the model).
+        reuse_fakes: the generator update reuses the last discriminator update's fakes (and the
+            generator forward pass that made them) instead of generating a fresh batch.
 
     Calling the model on noise runs the (non-EMA) generator.
 
@@ -85,7 +91,7 @@ class GAN(keras.Model):
 
     def __init__(self, generator: keras.Model, discriminator: keras.Model, latent_dim: int,
                  loss: str = "hinge", d_steps: int = 1, ema_decay: float | None = None, seed: int = 0,
-                 **kwargs: Any) -> None:
+                 reuse_fakes: bool = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if loss not in GAN_LOSSES:
             raise KzooError(f"GAN: unknown loss {loss!r}; known: {', '.join(sorted(GAN_LOSSES))}")
@@ -103,6 +109,7 @@ class GAN(keras.Model):
         self.d_steps = int(d_steps)
         self.ema_decay = None if ema_decay is None else float(ema_decay)
         self.seed = seed
+        self.reuse_fakes = bool(reuse_fakes)
         self.seed_generator = keras.random.SeedGenerator(seed, name="noise_seed")
         ema_weights = []
         if self.ema_decay is not None:
@@ -226,8 +233,13 @@ class GAN(keras.Model):
                     noise: Any) -> tuple[Any, tuple[list[Any], list[Any]]]:
         """Generator loss on `noise`; aux: (new G state, new D state)."""
         fake, g_state = self.generator.stateless_call(g_weights, g_state, noise, training=True)
+        g_loss, d_state = self.fake_objective(fake, d_weights, d_state)
+        return g_loss, (g_state, d_state)
+
+    def fake_objective(self, fake: Any, d_weights: list[Any], d_state: list[Any]) -> tuple[Any, list[Any]]:
+        """Generator loss of a generated batch as the discriminator judges it; aux: new D state."""
         fake_logits, d_state = self.discriminator.stateless_call(d_weights, d_state, fake, training=True)
-        return self.gan_loss.g_loss(fake_logits), (g_state, d_state)
+        return self.gan_loss.g_loss(fake_logits), d_state
 
     def ema_update(self, ema_values: list[Any], weights: list[Any], step: Any) -> list[Any]:
         """New EMA values from the current ones and the generator's new weights, after `step`
@@ -284,7 +296,7 @@ class GAN(keras.Model):
                 "generator": keras.saving.serialize_keras_object(self.generator),
                 "discriminator": keras.saving.serialize_keras_object(self.discriminator),
                 "latent_dim": self.latent_dim, "loss": self.loss_name, "d_steps": self.d_steps,
-                "ema_decay": self.ema_decay, "seed": self.seed}
+                "ema_decay": self.ema_decay, "seed": self.seed, "reuse_fakes": self.reuse_fakes}
 
     @classmethod
     def from_config(cls, config: dict[str, Any], custom_objects: Any = None) -> GAN:

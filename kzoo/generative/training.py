@@ -78,7 +78,7 @@ def _train(cfg: GanConfig, resumed: bool, start: float) -> TrainResult:
     steps = cfg.steps_per_epoch or train.steps_per_epoch
     generator, discriminator = build_gan_networks(cfg.model, latent_dim=cfg.latent_dim, width=cfg.width)
     gan = GAN(generator, discriminator, latent_dim=cfg.latent_dim, loss=cfg.gan_loss, d_steps=cfg.d_steps,
-              ema_decay=cfg.g_ema, seed=cfg.seed, name=f"gan_{cfg.model}")
+              ema_decay=cfg.g_ema, seed=cfg.seed, reuse_fakes=cfg.reuse_fakes, name=f"gan_{cfg.model}")
     # One (schedule, optimizer rate) per network, as kzoo.train makes them (a float under --budget-minutes,
     # which TimeBudget then sets from the clock).
     pairs = {key: learning_rate(dataclasses.replace(cfg, lr=rate), 1, steps)

@@ -173,9 +173,10 @@ def test_batchnorm_statistics_and_the_noise_seed_are_carried(trained):
     # Learning rates 0, yet G's moving statistics moved: the step keeps BatchNorm state (under JAX
     # it is carried through the jitted step, not written to the variables).
     assert _changed(phases["initial"]["g_bn"], phases["frozen"]["g_bn"])
-    # Fresh noise for each of the 2 D updates and the G update, in each of the 6 steps.
+    # Fresh noise for each of the 2 D updates, in each of the 6 steps; the G update reuses the
+    # last D update's fakes (reuse_fakes, the default) and draws none.
     drawn = phases["final"]["seed"].astype("int64") - phases["initial"]["seed"].astype("int64")
-    assert drawn.sum() == 6 * (2 + 1)
+    assert drawn.sum() == 6 * 2
 
 
 def test_spectral_norm_vectors_are_carried_while_kernels_stay_raw(trained):
@@ -196,12 +197,52 @@ def test_ema_follows_the_generator_and_generate_uses_it(trained):
     assert not np.allclose(gan.generate(4, seed=7), raw, atol=1e-4)
 
 
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+@pytest.mark.parametrize("reuse_fakes", [True, False])
+def test_one_step_is_the_sgd_update_of_both_objectives(reuse_fakes):
+    """A linear G and D, SGD, one fit step, against the update worked out by hand: D descends
+    BCE on the real batch and on G(z1); then G descends -log D(G(z)) through the *updated* D,
+    with z = z1 (the D update's own fakes) when reusing, else a second draw z2."""
+    keras.utils.set_random_seed(1)
+    generator = keras.Sequential([keras.Input((LATENT,)), keras.layers.Dense(3)])
+    discriminator = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    gan = GAN(generator, discriminator, latent_dim=LATENT, loss="non_saturating", seed=5, reuse_fakes=reuse_fakes)
+    lr_g, lr_d = 0.3, 0.2
+    gan.compile(g_optimizer=keras.optimizers.SGD(lr_g), d_optimizer=keras.optimizers.SGD(lr_d))
+    (wg, bg), (wd, bd) = _numpy(generator.trainable_variables), _numpy(discriminator.trainable_variables)
+    pixels = np.random.default_rng(0).uniform(0, 255, (6, 3)).astype("float32")
+    gan.fit(pixels, batch_size=6, epochs=1, shuffle=False, verbose=0)
+
+    seeds = keras.random.SeedGenerator(5)
+    z1, z2 = (keras.ops.convert_to_numpy(keras.random.normal((6, LATENT), seed=seeds)).astype("float64")
+              for _ in range(2))
+    real = pixels / 127.5 - 1.0
+    fake = z1 @ wg + bg
+    s_real, s_fake = real @ wd + bd, fake @ wd + bd  # D logits, (6, 1)
+    d_real, d_fake = -_sigmoid(-s_real) / 6, _sigmoid(s_fake) / 6  # d loss / d logit
+    wd1 = wd - lr_d * (real.T @ d_real + fake.T @ d_fake)
+    bd1 = bd - lr_d * (d_real.sum(0) + d_fake.sum(0))
+    z = z1 if reuse_fakes else z2
+    g_fake = z @ wg + bg
+    d_logit = -_sigmoid(-(g_fake @ wd1 + bd1)) / 6
+    d_image = d_logit @ wd1.T  # through the updated discriminator
+    wg1, bg1 = wg - lr_g * (z.T @ d_image), bg - lr_g * d_image.sum(0)
+    got = _numpy(generator.trainable_variables) + _numpy(discriminator.trainable_variables)
+    for name, value, expected in zip(("wg", "bg", "wd", "bd"), got, (wg1, bg1, wd1, bd1)):
+        np.testing.assert_allclose(value, expected, rtol=1e-4, atol=1e-5, err_msg=name)
+    drawn = _numpy([gan.seed_generator.state])[0].astype("int64") - _numpy([seeds.state])[0].astype("int64")
+    assert drawn.sum() == (-1 if reuse_fakes else 0), "the G update drew noise although it reuses the fakes"
+
+
 def test_save_and_safe_load_round_trip(trained, tmp_path):
     gan, _, _ = trained
     gan.save(tmp_path / "gan.keras")
     loaded = keras.saving.load_model(tmp_path / "gan.keras", safe_mode=True)
     assert isinstance(loaded, GAN)
-    assert (loaded.d_steps, loaded.loss_name, loaded.ema_decay) == (2, "hinge", 0.5)
+    assert (loaded.d_steps, loaded.loss_name, loaded.ema_decay, loaded.reuse_fakes) == (2, "hinge", 0.5, True)
     for ema in (True, False):
         np.testing.assert_allclose(loaded.generate(4, seed=1, ema=ema), gan.generate(4, seed=1, ema=ema), atol=1e-6)
     assert int(loaded.d_optimizer.iterations) == 12  # optimizer state came back too
