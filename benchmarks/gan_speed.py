@@ -279,7 +279,7 @@ def start_worker(name: str, args) -> tuple[subprocess.Popen, dict]:
     """Start `name`'s worker; returns it and its ready message (after its warm-up)."""
     family, backend = CONFIGS[name][:2]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", **({"KERAS_BACKEND": backend} if backend else {}))
-    python = args.torch_python if family == "torch" else sys.executable
+    python = args.torch_python if family.startswith("torch") else sys.executable
     cmd = [python, os.path.abspath(__file__), "--worker", name, "--batch", str(args.batch),
            "--warmup", str(args.warmup), "--images", str(args.images), "--torch-threads", str(args.torch_threads)]
     with open(os.path.join(args.log_dir, f"gan_speed_{name}.log"), "w") as log:
