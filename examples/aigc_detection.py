@@ -15,14 +15,18 @@ generator output is not) is not what a detector learns. Validation is a seeded 1
 (the training generators): "train-validation gap" is the last epoch's training accuracy minus the
 best validation accuracy, and "held-out generator" is the test split's accuracy.
 
-For each detector: kzoo.train (same epochs, budget, augmentation, seed), then Grad-CAM overlays of
-four real and four generated test images (kzoo.explain). Writes OUT/results.md, OUT/results.json,
-OUT/val_accuracy.png and OUT/gradcam/<model>/grid.png.
+For each detector and each of --seeds: kzoo.train (same epochs, budget, augmentation; the seed sets
+initialisation, augmentation and order, the data stay the same), then Grad-CAM overlays of four real
+and four generated test images (kzoo.explain, first seed). A held-out accuracy moves by a few points
+between seeds, so "is the fused model at least as good" is read from the mean over seeds. Writes
+OUT/results.md (mean +- std per detector, then every run), OUT/results.json, OUT/val_accuracy.png
+and OUT/gradcam/<model>/grid.png.
 
 Usage (from the repository root; the GANs first, e.g. runs/sngan and runs/dcgan from kzoo gan train):
     KERAS_BACKEND=tensorflow TF_CPP_MIN_LOG_LEVEL=2 .venv/bin/python examples/aigc_detection.py \\
         --train-generator runs/sngan/last.keras --test-generator runs/dcgan/last.keras \\
-        --out runs/aigc [--real-data SRC] [--n-train 5000] [--n-test 1000] [--epochs 10] [--budget-minutes 8]
+        --out runs/aigc [--real-data SRC] [--n-train 5000] [--n-test 1000] [--epochs 10] [--budget-minutes 8] \\
+        [--seeds 0,1,2]
 """
 
 from __future__ import annotations
@@ -40,8 +44,9 @@ from kzoo import data as kdata
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CIFAR10 = os.path.normpath(os.path.join(ROOT, "..", "shared", "data", "cifar10-jpg.tar.gz"))
 # The source's three detectors at CIFAR size: VGG with class activation maps, the ViT, and the
-# fused ViT + CAM-guided CNN (kzoo's 32x32 members of those families).
-DETECTORS = {"vgg11_bn_cam_cifar": "VGG (CAM)", "vit_cifar_tiny": "ViT", "fusion_tiny": "fused ViT + CAM CNN"}
+# fused ViT + CAM-guided CNN whose two branches are exactly those two networks (`fusion_cifar`).
+DETECTORS = {"vgg11_bn_cam_cifar": "VGG (CAM)", "vit_cifar_tiny": "ViT", "fusion_cifar": "fused ViT + CAM VGG"}
+FIGURES = ("train_accuracy", "best_val_accuracy", "gap", "held_out_accuracy", "real", "generated")
 
 
 def _write_jpegs(images: np.ndarray, folder: str, prefix: str, quality: int) -> list[str]:
@@ -93,57 +98,95 @@ def build_dataset(args: argparse.Namespace) -> str:
     return folder
 
 
-def run_detector(name: str, data: str, args: argparse.Namespace) -> dict:
-    """Train one detector (resumed or reused if its run exists) and explain eight test images."""
+def run_detector(name: str, seed: int, data: str, args: argparse.Namespace, explain: bool) -> dict:
+    """Train one detector with one seed (reused if its run exists); explain eight test images if asked."""
     from kzoo.explain.commands import explain_images
     from kzoo.training import rundir
 
-    out = os.path.join(args.out, "runs", name)
+    out = os.path.join(args.out, "runs", name, f"seed{seed}")
     if os.path.exists(rundir.run_file(out, "metrics")):
         metrics = json.load(open(rundir.run_file(out, "metrics")))
     else:
         metrics = kzoo.train(model=name, data=data, val_split=0.1, epochs=args.epochs,
                              budget_minutes=args.budget_minutes, augment="basic", batch_size=128,
-                             seed=args.seed, out=out).metrics
+                             seed=seed, out=out).metrics
     history = rundir.read_history(out)
-    picks = [os.path.join(data, "test", kind, f"{prefix}_{i:05d}.jpg")
-             for kind, prefix in (("real", "real"), ("generated", "gan")) for i in range(4)]
-    checkpoint = rundir.run_file(out, "best")
-    grid = explain_images(checkpoint, picks, os.path.join(args.out, "gradcam", name))["grid"]
+    grid = None
+    if explain:
+        picks = [os.path.join(data, "test", kind, f"{prefix}_{i:05d}.jpg")
+                 for kind, prefix in (("real", "real"), ("generated", "gan")) for i in range(4)]
+        grid = explain_images(rundir.run_file(out, "best"), picks, os.path.join(args.out, "gradcam", name))["grid"]
     val = [row["val_accuracy"] for row in history if "val_accuracy" in row]
-    return {"model": name, "label": DETECTORS.get(name, name), "params": metrics.get("params"),
+    per_class = metrics["per_class_accuracy"]
+    return {"model": name, "seed": seed, "label": DETECTORS.get(name, name), "params": metrics.get("params"),
             "train_accuracy": history[-1].get("accuracy") if history else None,
             "best_val_accuracy": max(val) if val else None,
             "gap": history[-1]["accuracy"] - max(val) if val and "accuracy" in history[-1] else None,
-            "held_out_accuracy": metrics["top1"], "per_class": metrics["per_class_accuracy"],
+            "held_out_accuracy": metrics["top1"], "real": per_class.get("real"),
+            "generated": per_class.get("generated"), "per_class": per_class,
             "epochs": len(history), "minutes": metrics.get("wall_time_s", 0) / 60, "gradcam_grid": grid,
             "val_curve": val}
 
 
-def write_results(results: list[dict], args: argparse.Namespace) -> None:
+def summarize(runs: list[dict]) -> list[dict]:
+    """Per detector (in run order): mean and sample std over its seeds of every figure in FIGURES."""
+    summary = []
+    for name in dict.fromkeys(r["model"] for r in runs):
+        mine = [r for r in runs if r["model"] == name]
+        row = {"model": name, "label": mine[0]["label"], "params": mine[0]["params"], "seeds": len(mine)}
+        for key in FIGURES:
+            values = np.array([r[key] for r in mine if r[key] is not None], dtype=float)
+            row[key] = float(values.mean()) if values.size else None
+            row[f"{key}_std"] = float(values.std(ddof=1)) if values.size > 1 else 0.0
+        summary.append(row)
+    return summary
+
+
+def _pm(row: dict, key: str, gap: bool = False) -> str:
+    """A summary figure as "mean +- std" (percent, or points for the gap); the std only over several seeds."""
+    value, std = 100 * row[key], 100 * row[f"{key}_std"]
+    text = f"{value:+.1f} pt" if gap else f"{value:.2f}%"
+    return f"{text} +- {std:.2f}" if row["seeds"] > 1 else text
+
+
+def write_results(runs: list[dict], args: argparse.Namespace) -> list[dict]:
+    """OUT/results.md, results.json and val_accuracy.png; returns the per-detector summary."""
     from kzoo.training.plots import _pyplot
 
+    summary = summarize(runs)
     lines = ["# Real vs generated: detectors on a held-out generator", "",
              f"Train/validation: real CIFAR-10 vs {', '.join(args.train_generator)}; test: real CIFAR-10 test "
              f"images vs {args.test_generator} (a generator the detectors never saw). {args.n_train} + "
-             f"{args.n_train} training and {args.n_test} + {args.n_test} test images, JPEG q{args.jpeg_quality}.", "",
+             f"{args.n_train} training and {args.n_test} + {args.n_test} test images, JPEG q{args.jpeg_quality}; "
+             f"detector seeds {args.seeds} (mean +- sample std over them).", "",
              "| detector | params | train acc (last epoch) | best val acc | gap | held-out generator acc "
-             "| real / generated | epochs | minutes |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for r in results:
-        pc = r["per_class"]
-        lines.append(f"| {r['label']} (`{r['model']}`) | {r['params'] or 0:,} | {r['train_accuracy']:.2%} | "
-                     f"{r['best_val_accuracy']:.2%} | {100 * r['gap']:+.1f} pt | **{r['held_out_accuracy']:.2%}** | "
-                     f"{pc.get('real', 0):.1%} / {pc.get('generated', 0):.1%} | {r['epochs']} | {r['minutes']:.1f} |")
-    lines += ["", "Grad-CAM of four real and four generated test images per detector: "
-              + ", ".join(f"[{r['model']}](gradcam/{r['model']}/grid.png)" for r in results), ""]
+             "| real / generated |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for r in summary:
+        lines.append(f"| {r['label']} (`{r['model']}`) | {r['params'] or 0:,} | {_pm(r, 'train_accuracy')} | "
+                     f"{_pm(r, 'best_val_accuracy')} | {_pm(r, 'gap', gap=True)} | "
+                     f"**{_pm(r, 'held_out_accuracy')}** | {100 * r['real']:.1f}% / {100 * r['generated']:.1f}% |")
+    lines += ["", "Every run:", "", "| detector | seed | train acc | best val acc | gap | held-out acc "
+              "| real / generated | epochs | minutes |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in runs:
+        lines.append(f"| {r['label']} | {r['seed']} | {r['train_accuracy']:.2%} | {r['best_val_accuracy']:.2%} | "
+                     f"{100 * r['gap']:+.1f} pt | {r['held_out_accuracy']:.2%} | "
+                     f"{r['real']:.1%} / {r['generated']:.1%} | {r['epochs']} | {r['minutes']:.1f} |")
+    grids = [r for r in runs if r["gradcam_grid"]]
+    lines += ["", "Grad-CAM of four real and four generated test images per detector (first seed): "
+              + ", ".join(f"[{r['model']}](gradcam/{r['model']}/grid.png)" for r in grids), ""]
     with open(os.path.join(args.out, "results.md"), "w") as f:
         f.write("\n".join(lines))
     with open(os.path.join(args.out, "results.json"), "w") as f:
-        json.dump({"args": vars(args), "results": results}, f, indent=2)
+        json.dump({"args": vars(args), "summary": summary, "results": runs}, f, indent=2)
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for r in results:
-        ax.plot(range(1, len(r["val_curve"]) + 1), r["val_curve"], marker="o", markersize=3, label=r["label"])
+    colors: dict[str, str] = {}
+    for r in runs:
+        first = r["model"] not in colors
+        color = colors.setdefault(r["model"], f"C{len(colors)}")
+        label = r["label"] if first else None  # one legend entry per detector, one line per seed
+        ax.plot(range(1, len(r["val_curve"]) + 1), r["val_curve"], marker="o", markersize=3, color=color,
+                alpha=0.8, label=label)
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation accuracy (training generators)")
     ax.grid(alpha=0.3)
@@ -151,6 +194,7 @@ def write_results(results: list[dict], args: argparse.Namespace) -> None:
     fig.tight_layout()
     fig.savefig(os.path.join(args.out, "val_accuracy.png"), dpi=110)
     plt.close(fig)
+    return summary
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -166,13 +210,20 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--budget-minutes", type=float, default=8.0, help="per detector")
     p.add_argument("--models", default=",".join(DETECTORS))
     p.add_argument("--jpeg-quality", type=int, default=90)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the data (which real images, the validation split)")
+    p.add_argument("--seeds", default="0", help="comma-separated detector seeds; each detector trains once per seed")
     args = p.parse_args(argv)
+    try:
+        seeds = [int(s) for s in args.seeds.split(",")]
+    except ValueError:
+        p.error(f"--seeds: expected comma-separated integers such as 0,1,2, got {args.seeds!r}")
     data = build_dataset(args)
-    results = [run_detector(name, data, args) for name in args.models.split(",")]
-    write_results(results, args)
+    # Seed by seed, so a cut-short run still has every detector's first seed.
+    runs = [run_detector(name, seed, data, args, explain=i == 0)
+            for i, seed in enumerate(seeds) for name in args.models.split(",")]
+    write_results(runs, args)
     print(open(os.path.join(args.out, "results.md")).read())
-    return results
+    return runs
 
 
 if __name__ == "__main__":

@@ -132,6 +132,12 @@ def _fusion() -> None:
              description="vit_cifar_tiny + CAM-guided half-width VGG-11-BN (4x4 stage-4 map) for 32x32 images",
              vit="vit_cifar_tiny", cnn="vgg11_bn_cifar",
              cnn_options={"width_multiplier": 0.5, "out_indices": (-2,)}, fusion="concat", dim=128)
+    # The two CIFAR detectors of examples/aigc_detection.py fused whole: its branches are exactly
+    # `vit_cifar_tiny` and `vgg11_bn_cam_cifar`'s body, so "fused vs each branch" compares like with like.
+    _variant("fusion_cifar", "fusion:build_fusion", family="fusion", input_shape=(32, 32, 3), num_classes=10,
+             description="vit_cifar_tiny + CAM-guided full-width VGG-11-BN (vgg11_bn_cam_cifar's 4x4 stage-4 map)",
+             vit="vit_cifar_tiny", cnn="vgg11_bn_cifar", cnn_options={"out_indices": (-2,)}, fusion="concat",
+             dim=128)
 
 
 def _matched() -> None:

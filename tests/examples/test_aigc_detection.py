@@ -66,14 +66,17 @@ def test_smoke_run_builds_the_folders_from_the_right_sources_and_reports_the_run
     assert len(os.listdir(data / "train" / "generated")) == 16
 
     # The report is the detector's run: its test figure, its history, a Grad-CAM grid.
-    run = out / "runs" / "vit_cifar_tiny"
+    run = out / "runs" / "vit_cifar_tiny" / "seed0"
     metrics = json.loads((run / "metrics.json").read_text())
     (result,) = results
     assert result["held_out_accuracy"] == metrics["top1"] and set(result["per_class"]) == {"generated", "real"}
+    assert result["real"] == metrics["per_class_accuracy"]["real"] and result["seed"] == 0
     assert result["epochs"] == 1 and len(result["val_curve"]) == 1
     assert os.path.exists(result["gradcam_grid"]) and (out / "val_accuracy.png").exists()
-    assert json.loads((out / "results.json").read_text())["results"][0]["model"] == "vit_cifar_tiny"
-    assert f"**{metrics['top1']:.2%}**" in (out / "results.md").read_text()
+    report = json.loads((out / "results.json").read_text())
+    assert report["results"][0]["model"] == "vit_cifar_tiny"
+    assert report["summary"][0]["held_out_accuracy"] == metrics["top1"] and report["summary"][0]["seeds"] == 1
+    assert f"**{100 * metrics['top1']:.2f}%**" in (out / "results.md").read_text()
 
     # The same settings reuse the folders; other settings rebuild them.
     stamp = os.path.getmtime(data / "manifest.json")
@@ -82,3 +85,15 @@ def test_smoke_run_builds_the_folders_from_the_right_sources_and_reports_the_run
     parsed.n_test = 4
     example.build_dataset(parsed)
     assert len(os.listdir(data / "test" / "real")) == 4
+
+
+def test_summary_is_the_mean_and_sample_std_over_each_detectors_seeds():
+    example = load_example("aigc_detection")
+    figures = dict.fromkeys(example.FIGURES, 0.0)
+    runs = [{**figures, "model": model, "label": model, "params": 1, "held_out_accuracy": acc, "gap": gap}
+            for model, acc, gap in (("a", 0.6, 0.01), ("b", 0.9, 0.0), ("a", 0.8, 0.03), ("a", 0.7, None))]
+    a, b = example.summarize(runs)
+    assert (a["model"], a["seeds"], b["seeds"]) == ("a", 3, 1)
+    assert a["held_out_accuracy"] == pytest.approx(0.7) and a["held_out_accuracy_std"] == pytest.approx(0.1)
+    assert a["gap"] == pytest.approx(0.02)  # a run without the figure is left out, not counted as 0
+    assert b["held_out_accuracy"] == 0.9 and b["held_out_accuracy_std"] == 0.0
