@@ -19,8 +19,8 @@ For each detector and each of --seeds: kzoo.train (same epochs, budget, augmenta
 initialisation, augmentation and order, the data stay the same), then Grad-CAM overlays of four real
 and four generated test images (kzoo.explain, first seed). A held-out accuracy moves by a few points
 between seeds, so "is the fused model at least as good" is read from the mean over seeds. Writes
-OUT/results.md (mean +- std per detector, then every run), OUT/results.json, OUT/val_accuracy.png
-and OUT/gradcam/<model>/grid.png.
+OUT/results.md (mean +- std per detector, then every run), OUT/results.json, OUT/val_accuracy.png,
+OUT/gradcam/<model>/grid.png and OUT/gradcam.png (every detector's overlays side by side).
 
 Usage (from the repository root; the GANs first, e.g. runs/sngan and runs/dcgan from kzoo gan train):
     KERAS_BACKEND=tensorflow TF_CPP_MIN_LOG_LEVEL=2 .venv/bin/python examples/aigc_detection.py \\
@@ -111,11 +111,11 @@ def run_detector(name: str, seed: int, data: str, args: argparse.Namespace, expl
                              budget_minutes=args.budget_minutes, augment="basic", batch_size=128,
                              seed=seed, out=out).metrics
     history = rundir.read_history(out)
-    grid = None
+    report = None
     if explain:
         picks = [os.path.join(data, "test", kind, f"{prefix}_{i:05d}.jpg")
                  for kind, prefix in (("real", "real"), ("generated", "gan")) for i in range(4)]
-        grid = explain_images(rundir.run_file(out, "best"), picks, os.path.join(args.out, "gradcam", name))["grid"]
+        report = explain_images(rundir.run_file(out, "best"), picks, os.path.join(args.out, "gradcam", name))
     val = [row["val_accuracy"] for row in history if "val_accuracy" in row]
     per_class = metrics["per_class_accuracy"]
     return {"model": name, "seed": seed, "label": DETECTORS.get(name, name), "params": metrics.get("params"),
@@ -124,8 +124,46 @@ def run_detector(name: str, seed: int, data: str, args: argparse.Namespace, expl
             "gap": history[-1]["accuracy"] - max(val) if val and "accuracy" in history[-1] else None,
             "held_out_accuracy": metrics["top1"], "real": per_class.get("real"),
             "generated": per_class.get("generated"), "per_class": per_class,
-            "epochs": len(history), "minutes": metrics.get("wall_time_s", 0) / 60, "gradcam_grid": grid,
-            "val_curve": val}
+            "epochs": len(history), "minutes": metrics.get("wall_time_s", 0) / 60,
+            "gradcam_grid": report and report["grid"], "gradcam": report, "val_curve": val}
+
+
+def gradcam_figure(runs: list[dict], path: str, tile_px: int = 128) -> str:
+    """The eight explained test images, each followed by every detector's overlay (the fused
+    model's local-branch CAM as one more column): where the detectors look, side by side."""
+    from PIL import Image
+
+    from kzoo.training.plots import _pyplot
+
+    columns = []  # (title, report entries, key of the overlay file)
+    for r in runs:
+        if r["gradcam"]:
+            columns.append((f"{r['label']}\nGrad-CAM", r["gradcam"]["images"], "overlay"))
+            if "local_grid" in r["gradcam"]:
+                columns.append((f"{r['label']}\nlocal-branch CAM", r["gradcam"]["images"], "local_cam"))
+
+    def half(file: str, right: bool) -> Image.Image:  # explain_images writes original | overlay
+        image = Image.open(file).convert("RGB")
+        w, h = image.size
+        return image.crop((w // 2, 0, w, h) if right else (0, 0, w // 2, h)).resize((tile_px, tile_px))
+
+    plt = _pyplot()
+    rows = len(columns[0][1])
+    fig, axes = plt.subplots(rows, len(columns) + 1, figsize=(1.5 * (len(columns) + 1), 1.6 * rows + 0.5),
+                             squeeze=False)
+    for i in range(rows):
+        axes[i, 0].imshow(half(columns[0][1][i]["overlay"], right=False))
+        axes[i, 0].set_title(os.path.basename(columns[0][1][i]["image"]), fontsize=6)
+        for j, (title, entries, key) in enumerate(columns, start=1):
+            axes[i, j].imshow(half(entries[i][key], right=True))
+            axes[i, j].set_title((f"{title}\n" if i == 0 else "")
+                                 + f"{entries[i]['name']} {entries[i]['probability']:.0%}", fontsize=6)
+    for ax in axes.flat:
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
 
 
 def summarize(runs: list[dict]) -> list[dict]:
@@ -172,7 +210,10 @@ def write_results(runs: list[dict], args: argparse.Namespace) -> list[dict]:
                      f"{100 * r['gap']:+.1f} pt | {r['held_out_accuracy']:.2%} | "
                      f"{r['real']:.1%} / {r['generated']:.1%} | {r['epochs']} | {r['minutes']:.1f} |")
     grids = [r for r in runs if r["gradcam_grid"]]
+    if grids:
+        gradcam_figure(grids, os.path.join(args.out, "gradcam.png"))
     lines += ["", "Grad-CAM of four real and four generated test images per detector (first seed): "
+              "[all detectors side by side](gradcam.png), "
               + ", ".join(f"[{r['model']}](gradcam/{r['model']}/grid.png)" for r in grids), ""]
     with open(os.path.join(args.out, "results.md"), "w") as f:
         f.write("\n".join(lines))

@@ -174,7 +174,8 @@ def heatmap_grid(
     dpi = 100
     # Tiles as large as the upsampled image (plus room for a caption), so it is not shrunk back.
     tile = max(2.5, min_side / dpi + 0.35)
-    fig, axes = plt.subplots(n, 3, figsize=(3 * tile, tile * n + (0.4 if title else 0)), squeeze=False)
+    height = tile * n + (0.4 if title else 0)
+    fig, axes = plt.subplots(n, 3, figsize=(3 * tile, height), squeeze=False)
     for i in range(n):
         image = upsample_image(images[i], min_side)
         caption = []
@@ -195,7 +196,8 @@ def heatmap_grid(
             ax.axis("off")
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    # tight_layout ignores the suptitle: keep the title's 0.4 inch out of the tiles' area.
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.4 / height) if title else None)
     if path is None:
         return fig
     fig.savefig(path, dpi=dpi)

@@ -73,6 +73,9 @@ def test_smoke_run_builds_the_folders_from_the_right_sources_and_reports_the_run
     assert result["real"] == metrics["per_class_accuracy"]["real"] and result["seed"] == 0
     assert result["epochs"] == 1 and len(result["val_curve"]) == 1
     assert os.path.exists(result["gradcam_grid"]) and (out / "val_accuracy.png").exists()
+    # The side-by-side figure: a column of test images and one of overlays, a row per explained image.
+    assert [e["overlay"] for e in result["gradcam"]["images"]][0].endswith("real_00000_gradcam.png")
+    assert Image.open(out / "gradcam.png").size[1] > Image.open(out / "gradcam.png").size[0] > 0
     report = json.loads((out / "results.json").read_text())
     assert report["results"][0]["model"] == "vit_cifar_tiny"
     assert report["summary"][0]["held_out_accuracy"] == metrics["top1"] and report["summary"][0]["seeds"] == 1

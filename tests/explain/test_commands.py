@@ -215,3 +215,8 @@ def test_grid_tiles_are_upsampled(tmp_path):
         assert min(ax.get_window_extent(renderer).size) >= 250
     tile = np.asarray(fig.axes[0].images[0].get_array())
     assert (tile[:, 1:] == tile[:, :-1]).all(-1).mean() < 0.5  # resampled, not repeated pixels
+    # The figure title sits above the first row's tile titles, not over them (it did with 8 rows).
+    fig = heatmap_grid(np.zeros((8, 32, 32, 3)), np.zeros((8, 8, 8)), predicted=[0] * 8, title="gradcam on stage4")
+    renderer = fig.canvas.get_renderer()
+    title = fig._suptitle.get_window_extent(renderer)
+    assert all(ax.title.get_window_extent(renderer).y1 <= title.y0 for ax in fig.axes[:3])
