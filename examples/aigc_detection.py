@@ -255,7 +255,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--seeds", default="0", help="comma-separated detector seeds; each detector trains once per seed")
     args = p.parse_args(argv)
     try:
-        seeds = [int(s) for s in args.seeds.split(",")]
+        seeds = list(dict.fromkeys(int(s) for s in args.seeds.split(",")))  # a repeated seed is one run
     except ValueError:
         p.error(f"--seeds: expected comma-separated integers such as 0,1,2, got {args.seeds!r}")
     data = build_dataset(args)
