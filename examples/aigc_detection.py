@@ -125,7 +125,7 @@ def run_detector(name: str, seed: int, data: str, args: argparse.Namespace, expl
             "held_out_accuracy": metrics["top1"], "real": per_class.get("real"),
             "generated": per_class.get("generated"), "per_class": per_class,
             "epochs": len(history), "minutes": metrics.get("wall_time_s", 0) / 60,
-            "gradcam_grid": report and report["grid"], "gradcam": report, "val_curve": val}
+            "gradcam": report, "val_curve": val}
 
 
 def gradcam_figure(runs: list[dict], path: str, tile_px: int = 128) -> str:
@@ -209,7 +209,7 @@ def write_results(runs: list[dict], args: argparse.Namespace) -> list[dict]:
         lines.append(f"| {r['label']} | {r['seed']} | {r['train_accuracy']:.2%} | {r['best_val_accuracy']:.2%} | "
                      f"{100 * r['gap']:+.1f} pt | {r['held_out_accuracy']:.2%} | "
                      f"{r['real']:.1%} / {r['generated']:.1%} | {r['epochs']} | {r['minutes']:.1f} |")
-    grids = [r for r in runs if r["gradcam_grid"]]
+    grids = [r for r in runs if r["gradcam"]]
     if grids:
         gradcam_figure(grids, os.path.join(args.out, "gradcam.png"))
     lines += ["", "Grad-CAM of four real and four generated test images per detector (first seed): "

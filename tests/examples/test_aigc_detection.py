@@ -72,7 +72,7 @@ def test_smoke_run_builds_the_folders_from_the_right_sources_and_reports_the_run
     assert result["held_out_accuracy"] == metrics["top1"] and set(result["per_class"]) == {"generated", "real"}
     assert result["real"] == metrics["per_class_accuracy"]["real"] and result["seed"] == 0
     assert result["epochs"] == 1 and len(result["val_curve"]) == 1
-    assert os.path.exists(result["gradcam_grid"]) and (out / "val_accuracy.png").exists()
+    assert os.path.exists(result["gradcam"]["grid"]) and (out / "val_accuracy.png").exists()
     # The side-by-side figure: a column of test images and one of overlays, a row per explained image.
     assert [e["overlay"] for e in result["gradcam"]["images"]][0].endswith("real_00000_gradcam.png")
     assert Image.open(out / "gradcam.png").size[1] > Image.open(out / "gradcam.png").size[0] > 0
