@@ -196,7 +196,8 @@ def heatmap_grid(
             ax.axis("off")
     if title:
         fig.suptitle(title, fontsize=10)
-    # tight_layout ignores the suptitle: keep the title's 0.4 inch out of the tiles' area.
+    # tight_layout does not always clear the suptitle (it overlapped the first row's titles with 8
+    # rows): keep the title's 0.4 inch out of the tiles' area.
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.4 / height) if title else None)
     if path is None:
         return fig
